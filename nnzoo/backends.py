@@ -1,0 +1,104 @@
+"""Backend names, their packages, and the one dispatch from a spec to a native build.
+
+Everything here decides *before* importing a framework, so a missing package or a bad name is
+reported in milliseconds with the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from nnzoo.errors import BackendError, BackendNotInstalledError
+from nnzoo.specs.base import Spec
+
+#: backend -> (packages it needs, the pip extra that installs them)
+BACKENDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "torch": (("torch",), "torch"),
+    "keras": (("keras", "tensorflow"), "keras"),
+}
+
+
+def available_backends() -> list[str]:
+    """The backends whose packages are importable here (checked without importing them)."""
+    return [b for b, (pkgs, _) in BACKENDS.items() if all(_installed(p) for p in pkgs)]
+
+
+def _installed(package: str) -> bool:
+    return package in sys.modules or importlib.util.find_spec(package) is not None
+
+
+def require(backend: object) -> str:
+    """Validate a backend name and that its packages are installed; return the name."""
+    if backend not in BACKENDS:
+        raise BackendError(backend, BACKENDS)
+    packages, extra = BACKENDS[backend]  # type: ignore[index]
+    for package in packages:
+        if not _installed(package):
+            raise BackendNotInstalledError(backend, package, extra)  # type: ignore[arg-type]
+    if backend == "keras":
+        # nnzoo's Keras builds are tested on the TensorFlow backend; say so rather than guess.
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return backend  # type: ignore[return-value]
+
+
+def impl(backend: str, family: str) -> Any:
+    """The module `nnzoo.<backend>_impl.<family>` (imports the framework)."""
+    return importlib.import_module(f"nnzoo.{backend}_impl.{family}")
+
+
+@contextlib.contextmanager
+def seeded(backend: str, seed: int | None) -> Iterator[None]:
+    """Make weight initialisation reproducible under `seed` (no-op for None)."""
+    if seed is None:
+        yield
+        return
+    if backend == "torch":
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+    else:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+        yield
+
+
+def build_native(spec: Spec, backend: str, seed: int | None = None) -> Any:
+    """Build `spec` as a native model; attach the spec so that the model knows what it is."""
+    require(backend)
+    module = impl(backend, spec.family)
+    with seeded(backend, seed):
+        model = module.build(spec)
+    return model
+
+
+def backend_of(model: Any) -> str:
+    """'torch' or 'keras' for a model of either backend (imports nothing new)."""
+    if "torch" in sys.modules:
+        import torch
+
+        if isinstance(model, torch.nn.Module):
+            return "torch"
+    if "keras" in sys.modules:
+        import keras
+
+        if isinstance(model, keras.Model | keras.layers.Layer):
+            return "keras"
+    raise TypeError(f"expected a torch.nn.Module or a keras.Model, got {type(model).__name__}")
+
+
+def spec_of(model: Any) -> Spec:
+    """The spec a model was built from (nnzoo builds carry it as `.spec`)."""
+    spec = getattr(model, "spec", None)
+    if not isinstance(spec, Spec):
+        raise TypeError(f"{type(model).__name__} was not built by nnzoo: it carries no spec")
+    return spec

@@ -1,0 +1,94 @@
+"""nnzoo's errors: each names what was wrong and what is allowed.
+
+They are raised before any framework is imported wherever that is possible, so a typo costs
+milliseconds, not a TensorFlow start-up.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class NnzooError(Exception):
+    """Base class of every error nnzoo raises on purpose."""
+
+
+def close_matches(word: str, options: Iterable[str], n: int = 3) -> list[str]:
+    """The registered names closest to `word`, best first (for 'did you mean')."""
+    return difflib.get_close_matches(word, list(options), n=n, cutoff=0.6)
+
+
+def _did_you_mean(word: str, options: Iterable[str]) -> str:
+    near = close_matches(word, options)
+    return f"; did you mean {', '.join(repr(m) for m in near)}?" if near else ""
+
+
+class UnknownModelError(NnzooError, LookupError):
+    """A model name that is not in the registry."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        known = sorted(known)
+        self.suggestions = close_matches(name, known)
+        hint = _did_you_mean(name, known) or f"; see nnzoo.list_models() ({len(known)} models)"
+        super().__init__(f"unknown model {name!r}{hint}")
+
+
+class SpecError(NnzooError, ValueError):
+    """An invalid value in a spec: names the field, the value and what is allowed."""
+
+    def __init__(self, field: str, value: object, allowed: str, *, family: str = "") -> None:
+        self.field, self.value, self.allowed, self.family = field, value, allowed, family
+        where = f"{family}." if family else ""
+        super().__init__(f"{where}{field}={value!r} is invalid: {allowed}")
+
+
+class UnknownFieldError(SpecError):
+    """An override or spec-dict key that the family does not have."""
+
+    def __init__(self, field: str, valid: Iterable[str], *, family: str = "") -> None:
+        valid = sorted(valid)
+        self.valid = valid
+        near = _did_you_mean(field, valid)
+        NnzooError.__init__(
+            self,
+            f"{family or 'spec'} has no field {field!r}{near}; valid fields: {', '.join(valid)}",
+        )
+        self.field, self.value, self.allowed, self.family = field, None, ", ".join(valid), family
+
+
+class BackendError(NnzooError, ValueError):
+    """A backend name that nnzoo does not know."""
+
+    def __init__(self, backend: object, known: Iterable[str]) -> None:
+        self.backend = backend
+        super().__init__(f"unknown backend {backend!r}; choose one of: {', '.join(known)}")
+
+
+class BackendNotInstalledError(NnzooError, ImportError):
+    """A known backend whose framework packages are missing."""
+
+    def __init__(self, backend: str, missing: str, extra: str) -> None:
+        self.backend, self.missing = backend, missing
+        super().__init__(
+            f"the {backend!r} backend needs the {missing!r} package, which is not installed; "
+            f'install it with: pip install "nnzoo[{extra}]"'
+        )
+
+
+class InputShapeError(NnzooError, ValueError):
+    """A model called on an input whose shape it cannot take."""
+
+
+class DeviceError(NnzooError, ValueError):
+    """An unknown device, or a GPU asked for where none is visible."""
+
+
+class WeightTransferError(NnzooError, ValueError):
+    """Weights that do not fit the destination model; lists every offending name."""
+
+    def __init__(self, summary: str, problems: Iterable[str] = ()) -> None:
+        self.problems = list(problems)
+        lines = [summary, *(f"  - {p}" for p in self.problems)]
+        super().__init__("\n".join(lines))

@@ -1,0 +1,6 @@
+"""Keras 3 builds: one module per family, each with `graph(spec) -> (inputs, outputs)` and
+`build(spec) -> keras.Model`.
+
+Mirrors `nnzoo.torch_impl` file for file and block for block; each Keras layer is named after
+the PyTorch module path of its twin, which is what weight transfer walks.
+"""

@@ -1,0 +1,141 @@
+"""Small shared pieces of the Keras builds; `nnzoo/torch_impl/layers.py` is their twin.
+
+Every argument on which PyTorch and Keras defaults differ is passed explicitly from the spec:
+batch-norm momentum is converted from the PyTorch convention (`1 - m`), padding is explicit and
+symmetric (Keras `"same"` pads bottom/right first when the stride is > 1, PyTorch pads evenly).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+from nnzoo.specs.base import Spec
+
+serializable = keras.saving.register_keras_serializable(package="nnzoo")
+
+
+@serializable
+class ZooModel(keras.Model):
+    """Base of every nnzoo Keras model: a functional graph built from a spec.
+
+    The config is the spec's dict, so `keras.models.load_model` rebuilds it with no
+    `custom_objects` (importing nnzoo registers the class).
+    """
+
+    def __init__(self, spec: Spec | dict[str, Any], **kwargs: Any) -> None:
+        if not isinstance(spec, Spec):
+            from nnzoo.registry import spec_from_dict
+
+            spec = spec_from_dict(spec)
+        family = importlib.import_module(f"nnzoo.keras_impl.{spec.family}")
+        inputs, outputs = family.graph(spec)
+        kwargs.setdefault("name", spec.family)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.spec = spec
+
+    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        shape = getattr(x, "shape", None)
+        if shape is not None:
+            self.spec.check_input_shape(tuple(shape), channels_last=True)
+        return super().__call__(x, *args, **kwargs)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"spec": self.spec.to_dict(), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ZooModel:
+        return cls(**config)
+
+
+@serializable
+class Act(layers.Layer):
+    """The activation named by the spec (`gelu` exact, `gelu_tanh` approximate: never a default)."""
+
+    def __init__(self, kind: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kind = kind
+
+    def call(self, x: Any) -> Any:
+        if self.kind == "relu":
+            return ops.relu(x)
+        if self.kind == "gelu":
+            return ops.gelu(x, approximate=False)
+        if self.kind == "gelu_tanh":
+            return ops.gelu(x, approximate=True)
+        if self.kind == "silu":
+            return ops.silu(x)
+        if self.kind == "tanh":
+            return ops.tanh(x)
+        raise ValueError(f"unknown activation {self.kind!r}")
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "kind": self.kind}
+
+
+@serializable
+class Pad2D(layers.Layer):
+    """Symmetric constant padding of an NHWC tensor (`-inf` before a max pool, like PyTorch)."""
+
+    def __init__(self, padding: int, value: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.padding, self.value = padding, value
+
+    def call(self, x: Any) -> Any:
+        p = self.padding
+        return ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], constant_values=self.value)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "padding": self.padding, "value": self.value}
+
+
+def activation(kind: str, name: str) -> layers.Layer:
+    return Act(kind, name=name)
+
+
+def norm(spec: Any, kind: str, *, name: str) -> layers.Layer:
+    """Batch/group/layer norm over the last axis, eps and momentum from the spec (torch convention)."""
+    if kind == "batch":
+        return layers.BatchNormalization(
+            axis=-1, epsilon=spec.bn_eps, momentum=1.0 - spec.bn_momentum, name=name
+        )
+    if kind == "group":
+        return layers.GroupNormalization(groups=spec.gn_groups, axis=-1, epsilon=spec.gn_eps, name=name)
+    if kind == "layer":
+        return layers.LayerNormalization(axis=-1, epsilon=spec.ln_eps, name=name)
+    raise ValueError(f"unknown norm {kind!r}")
+
+
+def conv_padding(x: Any, kernel: int, stride: int, padding: int, name: str) -> tuple[Any, str]:
+    """Apply PyTorch's symmetric `padding`; returns the tensor and the Keras padding mode to use.
+
+    `"same"` is used only where it equals PyTorch's padding (stride 1, odd kernel, k // 2).
+    """
+    if padding == 0:
+        return x, "valid"
+    if stride == 1 and kernel % 2 == 1 and padding == kernel // 2:
+        return x, "same"
+    return layers.ZeroPadding2D(padding, name=f"{name}.pad")(x), "valid"
+
+
+def conv2d(
+    x: Any, filters: int, kernel: int, *, stride: int = 1, padding: int = 0, bias: bool,
+    groups: int = 1, name: str,
+) -> Any:
+    """A Conv2D equal to `nn.Conv2d(.., kernel, stride, padding, bias=bias, groups=groups)`."""
+    x, mode = conv_padding(x, kernel, stride, padding, name)
+    return layers.Conv2D(
+        filters, kernel, strides=stride, padding=mode, use_bias=bias, groups=groups, name=name
+    )(x)
+
+
+def pool2d(x: Any, kind: str, size: int, stride: int, padding: int, *, name: str) -> Any:
+    """Max or average pooling equal to PyTorch's, padding included."""
+    if padding:
+        fill = float("-inf") if kind == "max" else 0.0
+        x = Pad2D(padding, fill, name=f"{name}.pad")(x)
+    cls = layers.MaxPooling2D if kind == "max" else layers.AveragePooling2D
+    return cls(size, strides=stride, padding="valid", name=name)(x)

@@ -1,0 +1,262 @@
+"""The spec base class: a frozen, typed, keyword-only dataclass that validates itself.
+
+A spec is the one description both backends build from. It is checked completely when it is
+created -- types from the annotations, then the family's own rules -- so that no framework is
+ever imported for a spec that cannot be built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from nnzoo.errors import SpecError, UnknownFieldError
+
+#: What a model eats and what it returns, in canonical (PyTorch) layout, batch first.
+#: image: (N, C, H, W) float -- Keras receives (N, H, W, C)
+#: vector: (N, F) float; sequence: (N, T, F) float; tokens: (N, T) int64 ids
+IOKind = Literal["image", "vector", "sequence", "tokens"]
+
+#: Activations every family may name; both backends implement each one explicitly.
+Activation = Literal["relu", "gelu", "gelu_tanh", "silu", "tanh"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Spec:
+    """Base of every family's spec. Subclasses set `family` and add typed fields."""
+
+    family: ClassVar[str] = ""
+
+    # ---- validation -------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in dataclasses.fields(self):
+            value = _coerce(getattr(self, f.name), hints[f.name], f.name, self.family)
+            object.__setattr__(self, f.name, value)
+        self.validate()
+
+    def validate(self) -> None:
+        """Family rules that types alone cannot state; raise `SpecError` (see `self.fail`)."""
+
+    def fail(self, field: str, allowed: str) -> typing.NoReturn:
+        """Raise the `SpecError` for `field`, showing its current value."""
+        raise SpecError(field, getattr(self, field, None), allowed, family=self.family)
+
+    def require(self, ok: bool, field: str, allowed: str) -> None:
+        if not ok:
+            self.fail(field, allowed)
+
+    def require_positive(self, *fields: str) -> None:
+        """Each field (an int, or a tuple of ints) must be >= 1."""
+        for name in fields:
+            value = getattr(self, name)
+            values = value if isinstance(value, tuple) else (value,)
+            self.require(all(v >= 1 for v in values), name, "must be >= 1")
+
+    def require_fraction(self, *fields: str) -> None:
+        """Each field must be a probability in [0, 1) (dropout rates, say)."""
+        for name in fields:
+            self.require(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
+
+    def require_eps(self, *fields: str) -> None:
+        for name in fields:
+            self.require(0.0 < getattr(self, name) < 1.0, name, "must be in (0, 1)")
+
+    def require_momentum(self, name: str = "bn_momentum") -> None:
+        self.require(
+            0.0 < getattr(self, name) < 1.0,
+            name,
+            "must be in (0, 1), in PyTorch's convention (new-statistics weight; Keras gets 1 - m)",
+        )
+
+    # ---- overrides and serialization ----------------------------------------------------------
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    def replace(self, **overrides: Any) -> Spec:
+        """A copy with `overrides` applied and validated; unknown fields are refused by name."""
+        valid = self.field_names()
+        for key in overrides:
+            if key not in valid:
+                raise UnknownFieldError(key, valid, family=self.family)
+        return dataclasses.replace(self, **overrides) if overrides else self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict that carries its family; `spec_from_dict` inverts it exactly."""
+        return {"family": self.family, **_plain(self)}
+
+    @classmethod
+    def from_fields(cls, data: Mapping[str, Any]) -> Spec:
+        """Build from a field mapping (no `family` key); unknown keys are refused by name."""
+        valid = cls.field_names()
+        for key in data:
+            if key not in valid:
+                raise UnknownFieldError(str(key), valid, family=cls.family)
+        return cls(**dict(data))
+
+    # ---- input and output ---------------------------------------------------------------------
+    @property
+    def input_kind(self) -> IOKind:
+        raise NotImplementedError
+
+    @property
+    def output_kind(self) -> IOKind:
+        """`image` for per-pixel outputs (compared after NHWC -> NCHW), `vector` otherwise."""
+        return "vector"
+
+    def input_shape(self) -> tuple[int, ...]:
+        """The canonical shape of one example, without the batch axis."""
+        raise NotImplementedError
+
+    def example_input(self, batch: int = 2, seed: int = 0) -> np.ndarray:
+        """A small deterministic input in canonical layout (float32, or int64 token ids)."""
+        rng = np.random.default_rng(seed)
+        shape = (batch, *self.input_shape())
+        if self.input_kind == "tokens":
+            return rng.integers(1, self.vocab_limit(), size=shape, dtype=np.int64)
+        return rng.standard_normal(shape).astype(np.float32)
+
+    def vocab_limit(self) -> int:
+        """Token ids in example inputs are drawn from [1, vocab_limit)."""
+        raise NotImplementedError
+
+    def output_shape(self, batch: int = 2) -> tuple[int, ...]:
+        """The canonical output shape; the parity check compares both builds against it."""
+        raise NotImplementedError
+
+    def check_input_shape(self, shape: tuple[int | None, ...], *, channels_last: bool) -> None:
+        """Refuse an input the model cannot take, naming the expected shape.
+
+        `None` (a symbolic dimension) matches anything. Families whose spatial size is free
+        override `flexible_axes` instead of this method.
+        """
+        from nnzoo.errors import InputShapeError
+
+        want = list(self.input_shape())
+        if self.input_kind == "image" and channels_last:
+            want = [*want[1:], want[0]]
+        free = self.flexible_axes(channels_last=channels_last)
+        expected = tuple("*" if i in free else w for i, w in enumerate(want))
+        got = tuple(shape)
+        ok = len(got) == len(want) + 1 and all(
+            g is None or i in free or g == w for i, (g, w) in enumerate(zip(got[1:], want))
+        )
+        if not ok:
+            layout = " (NHWC)" if channels_last and self.input_kind == "image" else ""
+            raise InputShapeError(
+                f"{self.family} expects input of shape (batch, {', '.join(map(str, expected))})"
+                f"{layout}; got {got}"
+            )
+
+    def flexible_axes(self, *, channels_last: bool) -> set[int]:
+        """Axes (of one example, no batch) whose size the model does not fix."""
+        return set()
+
+
+# ---- helpers: typed coercion from Python/JSON values ----------------------------------------
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        args = typing.get_args(tp)
+        inner = _describe(args[0]) if args else "values"
+        return f"a sequence of {inner}" if args and args[-1] is Ellipsis else "a tuple"
+    if tp is type(None):
+        return "None"
+    if dataclasses.is_dataclass(tp):
+        return f"a {tp.__name__} mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, field: str, family: str) -> Any:
+    """Check `value` against annotation `tp`; JSON lists become tuples, dicts nested specs."""
+    bad = SpecError(field, value, f"expected {_describe(tp)}", family=family)
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if any(type(value) is type(a) and value == a for a in typing.get_args(tp)):
+            return value
+        raise bad
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, field, family)
+            except SpecError:
+                continue
+        raise bad
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if args and args[-1] is Ellipsis:
+            if not isinstance(value, list | tuple):
+                raise bad
+            return tuple(_coerce(v, args[0], f"{field}[{i}]", family) for i, v in enumerate(value))
+        if isinstance(value, int) and not isinstance(value, bool) and all(a is int for a in args):
+            value = (value,) * len(args)  # an int where an int pair is expected: a square
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise bad
+        return tuple(_coerce(v, a, f"{field}[{i}]", family) for i, (v, a) in enumerate(zip(value, args)))
+    if tp is type(None):
+        if value is None:
+            return None
+        raise bad
+    if tp is bool:
+        if isinstance(value, bool | np.bool_):
+            return bool(value)
+        raise bad
+    if tp is int:
+        if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+            return int(value)
+        raise bad
+    if tp is float:
+        if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+            return float(value)
+        raise bad
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise bad
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, Mapping):
+            valid = [f.name for f in dataclasses.fields(tp)]
+            for key in value:
+                if key not in valid:
+                    raise UnknownFieldError(f"{field}.{key}", valid, family=family)
+            return tp(**value)
+        raise bad
+    raise TypeError(f"nnzoo cannot check annotation {tp!r} of field {field!r}")
+
+
+def _plain(obj: Any) -> Any:
+    """Dataclasses and tuples as JSON-ready dicts and lists."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Part:
+    """Base of nested spec parts (a conv stage, say): typed and validated like a spec."""
+
+    def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in dataclasses.fields(self):
+            value = _coerce(getattr(self, f.name), hints[f.name], f.name, type(self).__name__)
+            object.__setattr__(self, f.name, value)

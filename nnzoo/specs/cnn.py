@@ -1,0 +1,141 @@
+"""CNN: plain convolutional stages (conv -> norm -> activation -> pool), then a classifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from nnzoo.specs.base import Activation, IOKind, Part, Spec
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvStage(Part):
+    """One stage: a (optionally depthwise-separable) convolution, norm, activation, pooling.
+
+    Padding is explicit and symmetric, as in PyTorch; a separable stage is a depthwise
+    kernel x kernel convolution followed by a pointwise 1x1 one.
+    """
+
+    channels: int
+    kernel: int = 3
+    stride: int = 1
+    padding: int = 1
+    separable: bool = False
+    pool: Literal["max", "avg", "none"] = "max"
+    pool_size: int = 2
+    pool_stride: int = 2
+    pool_padding: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CNNSpec(Spec):
+    """A plain CNN classifier on (batch, in_channels, *image_size) images."""
+
+    family = "cnn"
+
+    in_channels: int = 3
+    image_size: tuple[int, int] = (32, 32)
+    stages: tuple[ConvStage, ...]
+    norm: Literal["batch", "group", "none"] = "batch"
+    order: Literal["conv-norm-act", "conv-act-norm"] = "conv-norm-act"
+    activation: Activation = "relu"
+    conv_bias: bool = True
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+    gn_groups: int = 8
+    gn_eps: float = 1e-5
+    global_pool: Literal["flatten", "avg", "max"] = "flatten"
+    hidden_sizes: tuple[int, ...] = ()
+    dropout: float = 0.0
+    num_classes: int = 10
+
+    def validate(self) -> None:
+        self.require_positive("in_channels", "image_size", "hidden_sizes")
+        self.require(len(self.stages) > 0, "stages", "needs at least one ConvStage")
+        for i, s in enumerate(self.stages):
+            where = f"stages[{i}]"
+            self.require(min(s.channels, s.kernel, s.stride, s.pool_size, s.pool_stride) >= 1,
+                         "stages", f"{where}: channels, kernel, stride and pool sizes must be >= 1")
+            self.require(0 <= s.padding < s.kernel, "stages",
+                         f"{where}: padding must be in [0, kernel)")
+            self.require(0 <= s.pool_padding <= s.pool_size // 2, "stages",
+                         f"{where}: pool_padding must be in [0, pool_size // 2]")
+            if self.norm == "group":
+                self.require(s.channels % self.gn_groups == 0, "gn_groups",
+                             f"must divide every stage's channels ({where} has {s.channels})")
+        self.require(self.num_classes >= 0, "num_classes", "must be >= 0 (0: pooled features)")
+        self.require_fraction("dropout")
+        self.require_eps("bn_eps", "gn_eps")
+        self.require_momentum()
+        self.require_positive("gn_groups")
+        h, w = self.feature_size()
+        self.require(h >= 1 and w >= 1, "image_size",
+                     f"too small for these stages (feature map would be {h}x{w})")
+
+    def feature_size(self) -> tuple[int, int]:
+        """Spatial size after the last stage, for `image_size`."""
+        size = list(self.image_size)
+        for s in self.stages:
+            for d in range(2):
+                size[d] = (size[d] + 2 * s.padding - s.kernel) // s.stride + 1
+                if s.pool != "none":
+                    size[d] = (size[d] + 2 * s.pool_padding - s.pool_size) // s.pool_stride + 1
+        return size[0], size[1]
+
+    @property
+    def input_kind(self) -> IOKind:
+        return "image"
+
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.in_channels, *self.image_size)
+
+    def flexible_axes(self, *, channels_last: bool) -> set[int]:
+        """With global pooling any image size works; flattening fixes it."""
+        if self.global_pool == "flatten":
+            return set()
+        return {0, 1} if channels_last else {1, 2}
+
+    @property
+    def features(self) -> int:
+        """Width of the vector the head reads (returned as-is when num_classes=0)."""
+        if self.hidden_sizes:
+            return self.hidden_sizes[-1]
+        h, w = self.feature_size() if self.global_pool == "flatten" else (1, 1)
+        return self.stages[-1].channels * h * w
+
+    def output_shape(self, batch: int = 2) -> tuple[int, ...]:
+        return (batch, self.num_classes or self.features)
+
+
+SPEC = CNNSpec
+
+_three = tuple(ConvStage(channels=c) for c in (32, 64, 128))
+_valid = tuple(ConvStage(channels=c, padding=0, pool="max" if c < 128 else "none")
+               for c in (32, 64, 128))
+
+VARIANTS = {
+    "cnn_small": (
+        CNNSpec(stages=_three, hidden_sizes=(256,), dropout=0.5, num_classes=10),
+        "3 conv stages 32-64-128 with batch norm and max-pool, flatten, fc 256 "
+        "(seeds/000 CNNPyTorch: 620,810 params)",
+    ),
+    "cnn_small_gap": (
+        CNNSpec(stages=_valid, order="conv-act-norm", bn_eps=1e-3, bn_momentum=0.01,
+                global_pool="avg", hidden_sizes=(256,), dropout=0.5, num_classes=10),
+        "valid convs, activation before batch norm, global average pool, dense 256 "
+        "(seeds/000 Keras CNN: 129,738 params in total; logits instead of softmax)",
+    ),
+    "cnn_simple": (
+        CNNSpec(stages=tuple(ConvStage(channels=c) for c in (64, 128, 256)),
+                hidden_sizes=(512,), dropout=0.5, num_classes=10),
+        "3 conv stages 64-128-256, flatten, fc 512 (seeds/003 SimpleCNN: 2,474,506 params)",
+    ),
+    "cnn_separable": (
+        CNNSpec(stages=(ConvStage(channels=32, stride=2, pool="none"),
+                        ConvStage(channels=64, separable=True),
+                        ConvStage(channels=128, separable=True, pool="none")),
+                norm="group", gn_groups=8, conv_bias=False, activation="silu",
+                global_pool="avg", num_classes=10),
+        "a stride-2 stem, depthwise-separable stages, group norm, SiLU, global average pool",
+    ),
+}

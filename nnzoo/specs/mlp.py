@@ -1,0 +1,66 @@
+"""MLP: fully connected blocks (Linear -> norm -> activation -> dropout), then a linear head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from nnzoo.specs.base import Activation, IOKind, Spec
+
+
+@dataclass(frozen=True, kw_only=True)
+class MLPSpec(Spec):
+    """A multi-layer perceptron on (batch, input_size) feature vectors."""
+
+    family = "mlp"
+
+    input_size: int
+    hidden_sizes: tuple[int, ...] = (256,)
+    activation: Activation = "relu"
+    norm: Literal["batch", "layer", "none"] = "none"
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+    ln_eps: float = 1e-5
+    dropout: float = 0.0
+    bias: bool = True
+    num_classes: int = 10
+
+    def validate(self) -> None:
+        self.require_positive("input_size", "hidden_sizes")
+        self.require(self.num_classes >= 0, "num_classes", "must be >= 0 (0: no head)")
+        self.require(bool(self.hidden_sizes) or self.num_classes > 0, "num_classes",
+                     "must be >= 1 when hidden_sizes is empty (the model would be empty)")
+        self.require_fraction("dropout")
+        self.require_eps("bn_eps", "ln_eps")
+        self.require_momentum()
+
+    @property
+    def input_kind(self) -> IOKind:
+        return "vector"
+
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.input_size,)
+
+    @property
+    def features(self) -> int:
+        """Width of the vector the head reads (returned as-is when num_classes=0)."""
+        return self.hidden_sizes[-1] if self.hidden_sizes else self.input_size
+
+    def output_shape(self, batch: int = 2) -> tuple[int, ...]:
+        return (batch, self.num_classes or self.features)
+
+
+SPEC = MLPSpec
+
+VARIANTS = {
+    "mlp_784": (
+        MLPSpec(input_size=784, hidden_sizes=(512, 256, 128), norm="batch", dropout=0.3,
+                num_classes=10),
+        "MNIST-sized MLP with batch norm and dropout 0.3 (seeds/000 MLPPyTorch: 569,226 params)",
+    ),
+    "mlp_small": (
+        MLPSpec(input_size=32, hidden_sizes=(64, 64), activation="gelu", norm="layer",
+                num_classes=10),
+        "A small GELU + layer-norm MLP for quick checks",
+    ),
+}

@@ -1,0 +1,71 @@
+"""Plain CNN in PyTorch; `nnzoo/keras_impl/cnn.py` is the same network, layer for layer."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from nnzoo.specs.cnn import CNNSpec, ConvStage
+from nnzoo.torch_impl.layers import ZooModule, activation, norm, pool2d
+
+
+def stage(spec: CNNSpec, st: ConvStage, c_in: int) -> nn.Sequential:
+    """conv (or dw + pw) -> norm/act in the spec's order -> pool."""
+    parts: OrderedDict[str, nn.Module] = OrderedDict()
+    k, s, p, bias = st.kernel, st.stride, st.padding, spec.conv_bias
+    if st.separable:
+        parts["dw"] = nn.Conv2d(c_in, c_in, k, s, p, groups=c_in, bias=bias)
+        parts["pw"] = nn.Conv2d(c_in, st.channels, 1, bias=bias)
+    else:
+        parts["conv"] = nn.Conv2d(c_in, st.channels, k, s, p, bias=bias)
+    post = ["norm", "act"] if spec.order == "conv-norm-act" else ["act", "norm"]
+    for part in post:
+        if part == "norm" and spec.norm != "none":
+            parts["norm"] = norm(spec, spec.norm, st.channels, dims=2)
+        elif part == "act":
+            parts["act"] = activation(spec.activation)
+    if st.pool != "none":
+        parts["pool"] = pool2d(st.pool, st.pool_size, st.pool_stride, st.pool_padding)
+    return nn.Sequential(parts)
+
+
+def classifier_block(spec: CNNSpec, width_in: int, width: int) -> nn.Sequential:
+    parts: OrderedDict[str, nn.Module] = OrderedDict(
+        fc=nn.Linear(width_in, width), act=activation(spec.activation)
+    )
+    if spec.dropout:
+        parts["drop"] = nn.Dropout(spec.dropout)
+    return nn.Sequential(parts)
+
+
+class CNN(ZooModule):
+    def __init__(self, spec: CNNSpec) -> None:
+        super().__init__(spec)
+        channels = (spec.in_channels, *(st.channels for st in spec.stages))
+        self.features = nn.Sequential(*(stage(spec, st, c) for st, c in zip(spec.stages, channels)))
+        if spec.global_pool == "flatten":
+            self.pool = nn.Flatten()
+            h, w = spec.feature_size()
+            width = channels[-1] * h * w
+        else:
+            pool = nn.AdaptiveAvgPool2d(1) if spec.global_pool == "avg" else nn.AdaptiveMaxPool2d(1)
+            self.pool = nn.Sequential(pool, nn.Flatten())
+            width = channels[-1]
+        widths = (width, *spec.hidden_sizes)
+        self.classifier = nn.ModuleList(
+            classifier_block(spec, a, b) for a, b in zip(widths, widths[1:])
+        )
+        self.head = nn.Linear(widths[-1], spec.num_classes) if spec.num_classes else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        x = self.pool(self.features(x))
+        for block in self.classifier:
+            x = block(x)
+        return self.head(x)
+
+
+def build(spec: CNNSpec) -> CNN:
+    return CNN(spec)
