@@ -8,9 +8,14 @@ Importing nnzoo imports neither torch nor tensorflow; a backend is imported when
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
+# `nnzoo.convert` is both a submodule (weight transfer) and the API function below. Importing
+# the submodule here, before the function is defined, makes the function win for good: a later
+# `from nnzoo.convert import ...` finds the module in sys.modules and leaves the name alone.
+from nnzoo import convert as _convert_module  # noqa: F401  (imports no framework)
 from nnzoo import errors
 from nnzoo.backends import available_backends
 from nnzoo.errors import (
@@ -32,8 +37,8 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendError", "BackendNotInstalledError", "InputShapeError", "NnzooError", "ParamCount",
     "ParityReport", "Spec", "SpecError", "UnknownFieldError", "UnknownModelError",
-    "WeightTransferError", "available_backends", "build", "check_parity", "count_params",
-    "errors", "get_spec", "list_models", "spec_from_dict",
+    "WeightTransferError", "available_backends", "build", "check_parity", "convert",
+    "count_params", "errors", "get_spec", "list_models", "spec_from_dict", "transfer_weights",
 ]
 
 
@@ -42,16 +47,38 @@ def build(
     backend: str = "torch",
     *,
     seed: int | None = None,
+    weights: str | os.PathLike[str] | None = None,
     **overrides: Any,
 ) -> Any:
     """Build a registered model, a spec or a spec dict as a native model of `backend`.
 
     Returns a `torch.nn.Module` for "torch" and a `keras.Model` for "keras"; either carries the
     spec it was built from as `.spec`. With `seed`, the initial weights are reproducible.
-    The spec, the overrides and the backend are all validated before any framework is imported.
+    `weights` loads a PyTorch state-dict file (.pt/.pth/.bin; torchvision's format for ResNet
+    and ViT) or a Keras `.weights.h5` file, into either backend.
+    The spec, the overrides, the backend and the weights path are all validated before any
+    framework is imported; a model whose weights do not load is not returned.
     """
     from nnzoo import backends
 
     spec = resolve(name_or_spec, **overrides)
     backends.require(backend)
-    return backends.build_native(spec, backend, seed=seed)
+    if weights is not None:
+        _convert_module.check_weights_path(weights)
+    model = backends.build_native(spec, backend, seed=seed)
+    if weights is not None:
+        _convert_module.load_weights(model, weights)
+    return model
+
+
+def transfer_weights(src: Any, dst: Any) -> None:
+    """Copy every weight of `src` into `dst` (PyTorch <-> Keras, built from the same spec)."""
+    _convert_module.transfer_weights(src, dst)
+
+
+def convert(model: Any, to: str, *, seed: int | None = None) -> Any:
+    """Build `model`'s twin in backend `to` ("keras" or "torch") and copy the weights across."""
+    from nnzoo import backends
+
+    backends.require(to)
+    return _convert_module.convert(model, to, seed=seed)

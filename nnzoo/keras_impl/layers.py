@@ -92,6 +92,34 @@ class Pad2D(layers.Layer):
         return {**super().get_config(), "padding": self.padding, "value": self.value}
 
 
+@serializable
+class BatchNorm(layers.BatchNormalization):
+    """BatchNormalization whose moving variance learns from the *unbiased* batch variance.
+
+    PyTorch updates `running_var` with the batch variance times n / (n - 1) (Bessel's
+    correction); Keras uses the biased variance. Both normalise with the biased one. Without
+    this, one training step moves the two builds' statistics apart by a factor of up to 2.
+    """
+
+    def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
+        if not (training and self.trainable) or mask is not None or self.renorm:
+            return super().call(inputs, training=training, mask=mask)
+        x = ops.cast(inputs, "float32")  # statistics in float32, as Keras does
+        axis = self.axis % len(x.shape)
+        axes = [i for i in range(len(x.shape)) if i != axis]
+        mean, var = ops.moments(x, axes=axes)
+        n = ops.cast(ops.size(x), "float32") / float(x.shape[axis])
+        unbiased = var * n / ops.maximum(n - 1.0, 1.0)
+        m = self.momentum
+        self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+        self.moving_variance.assign(self.moving_variance * m + unbiased * (1.0 - m))
+        y = ops.batch_normalization(
+            x, mean, var, axis=self.axis, epsilon=self.epsilon,
+            offset=self.beta if self.center else None, scale=self.gamma if self.scale else None,
+        )
+        return ops.cast(y, self.compute_dtype)
+
+
 def activation(kind: str, name: str) -> layers.Layer:
     return Act(kind, name=name)
 
@@ -99,9 +127,7 @@ def activation(kind: str, name: str) -> layers.Layer:
 def norm(spec: Any, kind: str, *, name: str) -> layers.Layer:
     """Batch/group/layer norm over the last axis, eps and momentum from the spec (torch convention)."""
     if kind == "batch":
-        return layers.BatchNormalization(
-            axis=-1, epsilon=spec.bn_eps, momentum=1.0 - spec.bn_momentum, name=name
-        )
+        return BatchNorm(axis=-1, epsilon=spec.bn_eps, momentum=1.0 - spec.bn_momentum, name=name)
     if kind == "group":
         return layers.GroupNormalization(groups=spec.gn_groups, axis=-1, epsilon=spec.gn_eps, name=name)
     if kind == "layer":

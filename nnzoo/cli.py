@@ -1,0 +1,168 @@
+"""The `nnzoo` command: list the zoo, show a model, check parity, convert weights.
+
+Overrides are `field=value` words after the model name; values are read as JSON where they
+parse (`num_classes=10`, `hidden_sizes=[64,32]`, `bidirectional=true`) and as text otherwise
+(`norm=batch`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from nnzoo.errors import NnzooError
+
+
+def parse_overrides(words: Sequence[str]) -> dict[str, Any]:
+    """`['num_classes=10', 'norm=batch']` -> `{'num_classes': 10, 'norm': 'batch'}`."""
+    overrides: dict[str, Any] = {}
+    for word in words:
+        key, sep, text = word.partition("=")
+        if not sep or not key:
+            raise NnzooError(f"expected an override of the form field=value, got {word!r}")
+        try:
+            overrides[key] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[key] = text
+    return overrides
+
+
+# ---- commands ---------------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    from nnzoo.registry import entry, list_models
+
+    names = list_models(args.pattern, family=args.family)
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        e = entry(name)
+        print(f"{name:<{width}}  {e.spec.family:<11} {e.description}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from nnzoo import backends
+    from nnzoo.parity import count_params
+    from nnzoo.registry import resolve
+
+    spec = resolve(args.name, **parse_overrides(args.overrides))
+    info: dict[str, Any] = {"name": args.name, "spec": spec.to_dict(), "counts": {}}
+    for backend in backends.available_backends():
+        c = count_params(backends.build_native(spec, backend, seed=0))
+        info["counts"][backend] = {"trainable": c.trainable, "non_trainable": c.non_trainable,
+                                   "total": c.total}
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from nnzoo.parity import check_parity
+    from nnzoo.registry import list_models
+
+    if args.all:
+        names = list_models()
+    elif args.names:
+        names = args.names
+    else:
+        raise NnzooError("name one or more models, or pass --all")
+    overrides = parse_overrides(args.set)
+    reports = []
+    for name in names:
+        report = check_parity(name, device=args.device, numeric=args.numeric,
+                              layers=args.layers, **overrides)
+        reports.append(report)
+        if not args.json:
+            _print_row(report, first=len(reports) == 1, numeric=args.numeric)
+            if args.layers or (args.numeric and not report.ok):
+                print(report)
+    ok = all(r.ok for r in reports)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=2))
+    else:
+        print(f"\n{sum(r.ok for r in reports)}/{len(reports)} models OK"
+              + ("" if ok else f"; FAILED: {', '.join(r.name for r in reports if not r.ok)}"))
+    return 0 if ok else 1
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Load IN (either framework's format) into a `--to` build and save it in that framework's."""
+    import nnzoo
+    from nnzoo.convert import save_weights
+
+    model = nnzoo.build(args.name, args.to, weights=args.weights, **parse_overrides(args.overrides))
+    out = save_weights(model, args.out)
+    print(f"{args.name}: {args.weights} -> {out} ({args.to})")
+    return 0
+
+
+def _print_row(report: Any, *, first: bool, numeric: bool) -> None:
+    """One line per model, printed as soon as it is checked."""
+    if first:
+        head = f"{'model':<20} {'family':<11} {'trainable':>12} {'state':>9} {'output':<18}"
+        head += f" {'torch->keras':>12} {'keras->torch':>12}" if numeric else ""
+        print(head + "  verdict")
+        print("-" * len(head + "  verdict"))
+    c = report.counts.get("torch")
+    trainable = f"{c.trainable:,}" if c else "-"
+    state = f"{c.non_trainable:,}" if c else "-"
+    shape = str(report.shapes.get("keras", report.shapes.get("torch", "-")))
+    line = f"{report.name:<20} {report.spec.family:<11} {trainable:>12} {state:>9} {shape:<18}"
+    if numeric:
+        diffs = {a.direction: f"{a.max_abs:.1e}" for a in report.agreement}
+        line += f" {diffs.get('torch->keras', '-'):>12} {diffs.get('keras->torch', '-'):>12}"
+    print(line + ("  OK" if report.ok else "  FAIL: " + "; ".join(report.problems)), flush=True)
+
+
+# ---- entry point ------------------------------------------------------------------------------
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nnzoo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="registered models (shell wildcards: 'resnet*')")
+    p.add_argument("pattern", nargs="?")
+    p.add_argument("--family")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="a model's spec as JSON and its counts in each backend")
+    p.add_argument("name")
+    p.add_argument("overrides", nargs="*", metavar="field=value")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("parity", help="check that both builds are the same network")
+    p.add_argument("names", nargs="*")
+    p.add_argument("--all", action="store_true", help="every registered model")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--numeric", action="store_true",
+                   help="transfer weights both ways and compare outputs")
+    p.add_argument("--layers", action="store_true",
+                   help="with --numeric: compare every named layer's output")
+    p.add_argument("--set", nargs="*", default=[], metavar="field=value",
+                   help="overrides applied to every model checked")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_parity)
+
+    p = sub.add_parser("convert", help="load a weights file into one backend and save it there")
+    p.add_argument("name")
+    p.add_argument("overrides", nargs="*", metavar="field=value")
+    p.add_argument("--weights", required=True, help="a .pt/.pth/.bin state dict or a .weights.h5")
+    p.add_argument("--to", required=True, choices=("torch", "keras"))
+    p.add_argument("--out", required=True, help="OUT.pt for --to torch, OUT.weights.h5 for keras")
+    p.set_defaults(func=cmd_convert)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    if getattr(args, "layers", False):
+        args.numeric = True
+    try:
+        return int(args.func(args))
+    except NnzooError as exc:
+        print(f"nnzoo: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

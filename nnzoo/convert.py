@@ -1,0 +1,317 @@
+"""Weight transfer between the PyTorch and Keras builds of one spec, driven by layer names.
+
+The canonical form of a model's weights is its PyTorch state dict (numpy arrays, PyTorch keys and
+layouts). The PyTorch side has it for free; the Keras side is mapped through *links*: each link
+pairs one PyTorch key with the Keras variable(s) that hold the same numbers, and carries the two
+array transforms between them (a dense kernel is transposed, a conv kernel goes OIHW <-> HWIO,
+...). Keras layers are named after their twin's PyTorch module path, so one rule per Keras layer
+type finds every link; custom layers provide theirs with a `torch_links()` method.
+
+Transfers are checked whole before anything is written: a missing, extra or misshaped weight
+raises `WeightTransferError` listing every offending name, and nothing is half-copied.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnzoo import backends
+from nnzoo.errors import WeightTransferError
+
+Arrays = list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class Link:
+    """One PyTorch state-dict key <-> the Keras variable(s) holding the same numbers."""
+
+    key: str
+    variables: tuple[Any, ...]
+    to_torch: Callable[[Arrays], np.ndarray]
+    to_keras: Callable[[np.ndarray], Arrays]
+
+
+def same(key: str, var: Any) -> Link:
+    """A variable stored identically in both frameworks (biases, norm scales, embeddings)."""
+    return Link(key, (var,), lambda a: a[0], lambda t: [t])
+
+
+def transposed(key: str, var: Any, axes: tuple[int, ...]) -> Link:
+    """A variable whose Keras layout is PyTorch's transposed by `axes` (and back by its inverse)."""
+    inverse = tuple(int(i) for i in np.argsort(axes))
+    return Link(key, (var,), lambda a: a[0].transpose(inverse), lambda t: [t.transpose(axes)])
+
+
+# ---- one rule per Keras layer type --------------------------------------------------------------
+def _dense(layer: Any) -> list[Link]:
+    links = [transposed(f"{layer.name}.weight", layer.kernel, (1, 0))]  # (out,in) <-> (in,out)
+    if layer.use_bias:
+        links.append(same(f"{layer.name}.bias", layer.bias))
+    return links
+
+
+def _conv(layer: Any) -> list[Link]:
+    # OIHW <-> HWIO; with groups, Keras's I is in_channels // groups exactly like PyTorch's.
+    links = [transposed(f"{layer.name}.weight", layer.kernel, (2, 3, 1, 0))]
+    if layer.use_bias:
+        links.append(same(f"{layer.name}.bias", layer.bias))
+    return links
+
+
+def _depthwise(layer: Any) -> list[Link]:
+    # PyTorch (C*m, 1, kh, kw) <-> Keras (kh, kw, C, m): channel c's m filters are adjacent in both.
+    var = layer.kernel
+    kh, kw, c, m = var.shape
+
+    def to_torch(a: Arrays) -> np.ndarray:
+        return a[0].reshape(kh, kw, c * m).transpose(2, 0, 1)[:, None]
+
+    def to_keras(t: np.ndarray) -> Arrays:
+        return [t[:, 0].transpose(1, 2, 0).reshape(kh, kw, c, m)]
+
+    links = [Link(f"{layer.name}.weight", (var,), to_torch, to_keras)]
+    if layer.use_bias:
+        links.append(same(f"{layer.name}.bias", layer.bias))
+    return links
+
+
+def _conv_transpose(layer: Any) -> list[Link]:
+    # PyTorch (in, out, kh, kw) <-> Keras (kh, kw, out, in).
+    links = [transposed(f"{layer.name}.weight", layer.kernel, (2, 3, 1, 0))]
+    if layer.use_bias:
+        links.append(same(f"{layer.name}.bias", layer.bias))
+    return links
+
+
+def _batch_norm(layer: Any) -> list[Link]:
+    n = layer.name
+    links = []
+    if layer.scale:
+        links.append(same(f"{n}.weight", layer.gamma))
+    if layer.center:
+        links.append(same(f"{n}.bias", layer.beta))
+    links += [same(f"{n}.running_mean", layer.moving_mean),
+              same(f"{n}.running_var", layer.moving_variance)]
+    return links
+
+
+def _affine_norm(layer: Any) -> list[Link]:
+    links = []
+    if layer.scale:
+        links.append(same(f"{layer.name}.weight", layer.gamma))
+    if layer.center:
+        links.append(same(f"{layer.name}.bias", layer.beta))
+    return links
+
+
+def _embedding(layer: Any) -> list[Link]:
+    return [same(f"{layer.name}.weight", layer.embeddings)]
+
+
+def _rules() -> dict[type, Callable[[Any], list[Link]]]:
+    from keras import layers
+
+    return {
+        layers.Dense: _dense,
+        layers.Conv2D: _conv,
+        layers.DepthwiseConv2D: _depthwise,
+        layers.Conv2DTranspose: _conv_transpose,
+        layers.BatchNormalization: _batch_norm,
+        layers.LayerNormalization: _affine_norm,
+        layers.GroupNormalization: _affine_norm,
+        layers.Embedding: _embedding,
+    }
+
+
+def keras_links(model: Any) -> list[Link]:
+    """Every link of a Keras nnzoo model; raises if a weight-bearing layer has no rule."""
+    rules = _rules()
+    links: list[Link] = []
+    unruled: list[str] = []
+    for layer in model.layers:
+        if hasattr(layer, "torch_links"):
+            links += layer.torch_links()
+            continue
+        if not layer.weights:
+            continue
+        rule = next((r for cls, r in rules.items() if type(layer) is cls), None)
+        rule = rule or next((r for cls, r in rules.items() if isinstance(layer, cls)), None)
+        if rule is None:
+            unruled.append(f"{layer.name} ({type(layer).__name__})")
+        else:
+            links += rule(layer)
+    covered = {id(v) for link in links for v in link.variables}
+    orphans = [f"{v.path} (no link)" for v in model.weights if id(v) not in covered]
+    if unruled or orphans:
+        raise WeightTransferError(
+            "nnzoo cannot map these Keras weights to PyTorch (no conversion rule):",
+            [f"{u}: no rule for this layer type" for u in unruled] + orphans,
+        )
+    return links
+
+
+# ---- canonical state dicts ----------------------------------------------------------------------
+def _skip(key: str) -> bool:
+    """PyTorch state that is not a weight by DESIGN.md's definition."""
+    return key.endswith("num_batches_tracked")
+
+
+def torch_state_dict(model: Any) -> dict[str, np.ndarray]:
+    """A PyTorch model's weights and state as numpy arrays (a copy), minus batch counters."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items() if not _skip(k)}
+
+
+def keras_state_dict(model: Any) -> dict[str, np.ndarray]:
+    """A Keras nnzoo model's weights in PyTorch keys and layouts."""
+    return {
+        link.key: np.asarray(link.to_torch([np.asarray(v.numpy()) for v in link.variables]))
+        for link in keras_links(model)
+    }
+
+
+def state_dict(model: Any) -> dict[str, np.ndarray]:
+    """The canonical (PyTorch-layout) weights of an nnzoo model of either backend."""
+    if backends.backend_of(model) == "torch":
+        return torch_state_dict(model)
+    return keras_state_dict(model)
+
+
+def _check_keys(expected: Mapping[str, tuple[int, ...]], given: Mapping[str, np.ndarray]) -> list[str]:
+    problems = [f"{k}: missing" for k in expected if k not in given]
+    problems += [f"{k}: unexpected" for k in given if k not in expected and not _skip(k)]
+    problems += [
+        f"{k}: shape {tuple(np.shape(given[k]))} != expected {expected[k]}"
+        for k in expected
+        if k in given and tuple(np.shape(given[k])) != tuple(expected[k])
+    ]
+    return problems
+
+
+def load_state_dict(model: Any, weights: Mapping[str, np.ndarray]) -> None:
+    """Load canonical weights into a model of either backend; all-or-nothing."""
+    weights = {k: np.asarray(v) for k, v in weights.items() if not _skip(k)}
+    if backends.backend_of(model) == "torch":
+        import torch
+
+        own = model.state_dict()
+        expected = {k: tuple(v.shape) for k, v in own.items() if not _skip(k)}
+        problems = _check_keys(expected, weights)
+        if problems:
+            raise WeightTransferError(f"weights do not fit {type(model).__name__}:", problems)
+        with torch.no_grad():
+            for k, v in weights.items():
+                own[k].copy_(torch.from_numpy(np.ascontiguousarray(v)).to(own[k].dtype))
+        return
+    links = keras_links(model)
+    expected = {link.key: tuple(np.shape(link.to_torch([np.zeros(v.shape) for v in link.variables])))
+                for link in links}
+    problems = _check_keys(expected, weights)
+    if problems:
+        raise WeightTransferError(f"weights do not fit Keras model {model.name!r}:", problems)
+    for link in links:
+        for var, value in zip(link.variables, link.to_keras(weights[link.key])):
+            var.assign(np.ascontiguousarray(value).astype(var.dtype))
+
+
+def transfer_weights(src: Any, dst: Any) -> None:
+    """Copy all weights (trainable and state) from `src` to `dst`, built from the same spec.
+
+    Either direction, PyTorch <-> Keras (or same-backend copies). Raises `WeightTransferError`
+    before writing anything if the models come from different specs or any weight does not fit.
+    """
+    s_spec, d_spec = backends.spec_of(src), backends.spec_of(dst)
+    if s_spec != d_spec:
+        diffs = [f"{k}: {v!r} vs {d_spec.to_dict().get(k)!r}"
+                 for k, v in s_spec.to_dict().items() if d_spec.to_dict().get(k) != v]
+        raise WeightTransferError("the models were built from different specs:", diffs)
+    load_state_dict(dst, state_dict(src))
+
+
+def convert(model: Any, to: str, *, seed: int | None = None) -> Any:
+    """Build `model`'s twin in backend `to` from its spec and copy the weights across."""
+    spec = backends.spec_of(model)
+    twin = backends.build_native(spec, to, seed=seed)
+    transfer_weights(model, twin)
+    return twin
+
+
+# ---- checkpoint files ---------------------------------------------------------------------------
+#: PyTorch state-dict files (torchvision's format; nnzoo's own format for every model).
+TORCH_SUFFIXES = (".pt", ".pth", ".bin")
+KERAS_SUFFIX = ".weights.h5"
+
+
+def check_weights_path(path: str | os.PathLike[str]) -> Path:
+    """Refuse a missing file or an unknown format before any model is built."""
+    p = Path(path)
+    if not (p.name.endswith(KERAS_SUFFIX) or p.suffix in TORCH_SUFFIXES):
+        raise WeightTransferError(
+            f"cannot tell the format of {str(p)!r}: use a PyTorch state dict "
+            f"({', '.join(TORCH_SUFFIXES)}) or a Keras weights file ({KERAS_SUFFIX})"
+        )
+    if not p.is_file():
+        raise WeightTransferError(f"weights file {str(p)!r} does not exist")
+    return p
+
+
+def read_torch_file(path: Path) -> dict[str, np.ndarray]:
+    """A PyTorch state-dict file as numpy arrays (tensors only; no code is unpickled)."""
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupted, truncated or not a torch file at all
+        raise WeightTransferError(f"cannot read {str(path)!r} as a PyTorch state dict: {exc}") from None
+    for wrapper in ("state_dict", "model"):  # common training-checkpoint layouts
+        if isinstance(data, dict) and isinstance(data.get(wrapper), dict):
+            data = data[wrapper]
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise WeightTransferError(f"{str(path)!r} does not hold a state dict of tensors")
+    return {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy()
+            for k, v in data.items()}
+
+
+def load_weights(model: Any, path: str | os.PathLike[str]) -> None:
+    """Load a PyTorch state-dict file or a Keras `.weights.h5` file into a model of either backend."""
+    p = check_weights_path(path)
+    if p.suffix in TORCH_SUFFIXES:
+        load_state_dict(model, read_torch_file(p))
+        return
+    # Keras loads into a throwaway twin: on a mismatched file it may skip layers with only a
+    # warning, keeping fresh weights there. Such warnings are errors here, and the model itself
+    # receives the weights only once all of them have loaded.
+    twin = backends.build_native(backends.spec_of(model), "keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            twin.load_weights(str(p))
+        except Exception as exc:
+            raise WeightTransferError(f"cannot load {str(p)!r} into this model: {exc}") from None
+    skipped = [str(w.message) for w in caught if "skip" in str(w.message).lower()
+               or "mismatch" in str(w.message).lower()]
+    if skipped:
+        raise WeightTransferError(f"cannot load {str(p)!r} into this model:", skipped)
+    transfer_weights(twin, model)
+
+
+def save_weights(model: Any, path: str | os.PathLike[str]) -> Path:
+    """Save in the model's own framework: a state dict (.pt) for torch, `.weights.h5` for Keras."""
+    p = Path(path)
+    if backends.backend_of(model) == "torch":
+        import torch
+
+        if p.suffix not in TORCH_SUFFIXES:
+            raise WeightTransferError(f"save a PyTorch model's weights as {'/'.join(TORCH_SUFFIXES)}")
+        torch.save(model.state_dict(), p)
+    else:
+        if not p.name.endswith(KERAS_SUFFIX):
+            raise WeightTransferError(f"save a Keras model's weights as *{KERAS_SUFFIX}")
+        model.save_weights(str(p))
+    return p

@@ -1,0 +1,47 @@
+"""Shared fixtures: the registry, the GPU gate, and torchvision as a reference."""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Two threads each, as CI's 2-core machine has; keeps timings honest and avoids oversubscription.
+    try:
+        import torch
+
+        torch.set_num_threads(2)
+    except ImportError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def gpu() -> None:
+    """Skip (with the reason) unless PyTorch sees CUDA and TensorFlow sees a GPU."""
+    from nnzoo.parity import gpu_status
+
+    usable, reason = gpu_status()
+    if not usable:
+        pytest.skip(f"no GPU: {reason}")
+
+
+@pytest.fixture(scope="session")
+def tv_models() -> types.ModuleType:
+    """`torchvision.models`, the reference for ResNet and ViT.
+
+    torchvision's PyPI wheel is built against CUDA PyTorch: its compiled operators (nms, ...)
+    do not register against the CPU build, and importing them fails. The model definitions are
+    pure Python and need none of them, so the meta-registration module is stubbed out first.
+    """
+    sys.modules.setdefault(
+        "torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations")
+    )
+    tv = pytest.importorskip("torchvision", reason="torchvision (the reference) is not installed")
+    return tv.models

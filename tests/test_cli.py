@@ -1,0 +1,69 @@
+"""The `nnzoo` command, run in-process (its argument handling) and once as a real program."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from nnzoo.cli import main, parse_overrides
+
+
+def test_parse_overrides_reads_json_then_text() -> None:
+    assert parse_overrides(["num_classes=10", "hidden_sizes=[64,32]", "norm=batch", "bias=false"]) == {
+        "num_classes": 10, "hidden_sizes": [64, 32], "norm": "batch", "bias": False}
+
+
+def test_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "mlp*"]) == 0
+    out = capsys.readouterr().out
+    assert "mlp_784" in out and "mlp_small" in out and "cnn_small" not in out
+
+
+def test_info_shows_spec_and_equal_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "mlp_small", "num_classes=3"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["spec"]["num_classes"] == 3
+    assert info["counts"]["torch"] == info["counts"]["keras"]
+
+
+def test_parity_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["parity", "mlp_small", "cnn_small_gap"]) == 0
+    out = capsys.readouterr().out
+    assert "2/2 models OK" in out
+    assert main(["parity", "mlp_small", "--json", "--numeric"]) == 0
+    (report,) = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["agreement"][0]["max_abs"] < 1e-5
+
+
+def test_parity_layers_names_each_layer(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["parity", "mlp_small", "--layers"]) == 0
+    out = capsys.readouterr().out
+    assert "hidden.0.fc" in out and "head" in out
+
+
+def test_errors_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "resnet343"]) == 2
+    assert "unknown model 'resnet343'" in capsys.readouterr().err
+    assert main(["parity"]) == 2
+    assert main(["info", "mlp_small", "oops"]) == 2
+
+
+def test_parity_exits_1_when_a_model_fails(monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import nnzoo.parity as parity
+
+    real = parity.count_params
+    calls = iter(range(100))
+    monkeypatch.setattr(parity, "count_params",
+                        lambda m: parity.ParamCount(real(m).trainable + next(calls), 0))
+    assert main(["parity", "mlp_small"]) == 1
+    assert "counts differ" in capsys.readouterr().out
+
+
+def test_the_installed_command_runs() -> None:
+    exe = [sys.executable, "-m", "nnzoo.cli", "list", "cnn_*"]
+    out = subprocess.run(exe, capture_output=True, text=True, check=True)
+    assert "cnn_small" in out.stdout

@@ -1,0 +1,119 @@
+"""Weight transfer, checkpoint files, and one training step's batch-norm statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnzoo
+from nnzoo.convert import load_state_dict, load_weights, save_weights, state_dict
+from nnzoo.errors import WeightTransferError
+from nnzoo.parity import compare, exercise_state, run
+
+MODELS = ["mlp_784", "cnn_separable", "cnn_small_gap"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_round_trip_torch_keras_torch_is_bit_exact(name: str) -> None:
+    torch_model = nnzoo.build(name, "torch", seed=1)
+    exercise_state(torch_model, 0)
+    back = nnzoo.convert(nnzoo.convert(torch_model, "keras"), "torch")
+    a, b = state_dict(torch_model), state_dict(back)
+    assert a.keys() == b.keys()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_convert_gives_equal_outputs() -> None:
+    torch_model = nnzoo.build("cnn_small", "torch", seed=3)
+    keras_model = nnzoo.convert(torch_model, "keras")
+    x = torch_model.spec.example_input()
+    assert compare(run(torch_model, x), run(keras_model, x), "t->k").ok
+
+
+def test_different_specs_are_refused_with_the_differing_fields() -> None:
+    a = nnzoo.build("mlp_small", "torch")
+    b = nnzoo.build("mlp_small", "keras", num_classes=3)
+    with pytest.raises(WeightTransferError, match=r"different specs[\s\S]*num_classes: 10 vs 3"):
+        nnzoo.transfer_weights(a, b)
+
+
+def test_mismatch_lists_every_offending_name_and_writes_nothing() -> None:
+    model = nnzoo.build("mlp_small", "keras", seed=0)
+    before = state_dict(model)
+    weights = dict(before)
+    weights.pop("head.bias")
+    weights["hidden.0.fc.weight"] = np.zeros((3, 3), np.float32)
+    weights["stray.weight"] = np.zeros(1, np.float32)
+    weights["hidden.1.fc.bias"] = weights["hidden.1.fc.bias"] + 1.0  # valid, must not be written
+    with pytest.raises(WeightTransferError) as info:
+        load_state_dict(model, weights)
+    message = str(info.value)
+    for key in ("head.bias: missing", "stray.weight: unexpected", "hidden.0.fc.weight: shape (3, 3)"):
+        assert key in message
+    after = state_dict(model)
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("source", ["torch", "keras"])
+@pytest.mark.parametrize("target", ["torch", "keras"])
+def test_checkpoint_files_load_into_either_backend(tmp_path: Path, source: str, target: str) -> None:
+    model = nnzoo.build("cnn_small_gap", source, seed=5)
+    exercise_state(model, 1)
+    path = save_weights(model, tmp_path / ("w.pt" if source == "torch" else "w.weights.h5"))
+    loaded = nnzoo.build("cnn_small_gap", target, weights=path)
+    x = model.spec.example_input()
+    assert compare(run(model, x), run(loaded, x), "file").ok
+    a, b = state_dict(model), state_dict(loaded)
+    assert all(np.allclose(a[k], b[k], rtol=0, atol=0) for k in a)
+
+
+def test_training_checkpoint_wrappers_are_unwrapped(tmp_path: Path) -> None:
+    import torch
+
+    model = nnzoo.build("mlp_small", "torch", seed=2)
+    torch.save({"epoch": 3, "state_dict": model.state_dict()}, tmp_path / "ckpt.pt")
+    loaded = nnzoo.build("mlp_small", "keras", weights=tmp_path / "ckpt.pt")
+    assert compare(run(model, model.spec.example_input()),
+                   run(loaded, model.spec.example_input()), "ckpt").ok
+
+
+def test_bad_checkpoints_get_clear_errors(tmp_path: Path) -> None:
+    corrupt = tmp_path / "bad.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightTransferError, match="cannot read .*bad.pt.* as a PyTorch state dict"):
+        nnzoo.build("mlp_small", "keras", weights=corrupt)
+    with pytest.raises(WeightTransferError, match="does not exist"):
+        nnzoo.build("mlp_small", "torch", weights=tmp_path / "missing.pt")
+    with pytest.raises(WeightTransferError, match="cannot tell the format"):
+        nnzoo.build("mlp_small", "torch", weights=tmp_path / "w.npz")
+    other = save_weights(nnzoo.build("mlp_784", "torch"), tmp_path / "other.pt")
+    with pytest.raises(WeightTransferError, match="missing|unexpected|shape"):
+        nnzoo.build("mlp_small", "keras", weights=other)
+    h5 = save_weights(nnzoo.build("mlp_784", "keras"), tmp_path / "other.weights.h5")
+    with pytest.raises(WeightTransferError, match="cannot load"):
+        nnzoo.build("mlp_small", "torch", weights=h5)
+
+
+@pytest.mark.parametrize("name", ["mlp_784", "cnn_small", "cnn_small_gap"])
+def test_one_training_step_moves_batch_norm_statistics_equally(name: str) -> None:
+    """PyTorch momentum 0.1 == Keras momentum 0.9, and both use the unbiased variance."""
+    import torch
+
+    spec = nnzoo.get_spec(name, dropout=0.0)
+    torch_model = nnzoo.build(spec, "torch", seed=0)
+    keras_model = nnzoo.convert(torch_model, "keras")
+    x = spec.example_input(batch=4, seed=1)
+    torch_model.train()
+    torch_model(torch.from_numpy(x))
+    from nnzoo.layout import to_keras
+
+    keras_model(to_keras(x, spec.input_kind), training=True)
+    a, b = state_dict(torch_model), state_dict(keras_model)
+    stats = [k for k in a if k.endswith(("running_mean", "running_var"))]
+    assert stats
+    for key in stats:
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    fresh = state_dict(nnzoo.build(spec, "torch", seed=0))
+    assert any(not np.allclose(a[k], fresh[k]) for k in stats)  # the step did move them
