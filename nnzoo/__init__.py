@@ -21,6 +21,8 @@ from nnzoo.backends import available_backends
 from nnzoo.errors import (
     BackendError,
     BackendNotInstalledError,
+    InputDtypeError,
+    InputError,
     InputShapeError,
     NnzooError,
     SpecError,
@@ -35,10 +37,11 @@ from nnzoo.specs.base import Spec
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendError", "BackendNotInstalledError", "InputShapeError", "NnzooError", "ParamCount",
-    "ParityReport", "Spec", "SpecError", "UnknownFieldError", "UnknownModelError",
-    "WeightTransferError", "available_backends", "build", "check_parity", "convert",
-    "count_params", "errors", "get_spec", "list_models", "spec_from_dict", "transfer_weights",
+    "BackendError", "BackendNotInstalledError", "InputDtypeError", "InputError",
+    "InputShapeError", "NnzooError", "ParamCount", "ParityReport", "Spec", "SpecError",
+    "UnknownFieldError", "UnknownModelError", "WeightTransferError", "available_backends",
+    "build", "check_parity", "convert", "count_params", "errors", "get_spec", "list_models",
+    "spec_from_dict", "transfer_weights",
 ]
 
 

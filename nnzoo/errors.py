@@ -77,8 +77,16 @@ class BackendNotInstalledError(NnzooError, ImportError):
         )
 
 
-class InputShapeError(NnzooError, ValueError):
-    """A model called on an input whose shape it cannot take."""
+class InputError(NnzooError, ValueError):
+    """A model called on an input it cannot take."""
+
+
+class InputShapeError(InputError):
+    """An input of the wrong shape: the message names the expected one."""
+
+
+class InputDtypeError(InputError):
+    """Token ids that are not integers, or an image/vector/sequence that is not floating point."""
 
 
 class DeviceError(NnzooError, ValueError):

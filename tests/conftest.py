@@ -45,3 +45,28 @@ def tv_models() -> types.ModuleType:
     )
     tv = pytest.importorskip("torchvision", reason="torchvision (the reference) is not installed")
     return tv.models
+
+
+def meta_count(name: str) -> int:
+    """A model's total parameter count, from a free build on PyTorch's meta device."""
+    import torch
+
+    import nnzoo
+    from nnzoo import backends
+    from nnzoo.parity import count_params
+
+    with torch.device("meta"):
+        return count_params(backends.build_native(nnzoo.get_spec(name), "torch")).total
+
+
+def smallest_per_family() -> list[str]:
+    """One model per family -- its smallest variant -- for checks that need a real run."""
+    import nnzoo
+    from nnzoo.specs import FAMILIES
+
+    picks = []
+    for family in FAMILIES:
+        names = nnzoo.list_models(family=family)
+        if names:
+            picks.append(min(names, key=meta_count))
+    return picks

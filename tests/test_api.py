@@ -66,7 +66,8 @@ def test_unknown_model_suggests_close_names() -> None:
 
 
 def test_unknown_override_lists_valid_fields() -> None:
-    with pytest.raises(UnknownFieldError, match=r"no field 'num_clases'.*did you mean 'num_classes'.*valid fields:"):
+    pattern = r"no field 'num_clases'.*did you mean 'num_classes'.*valid fields:"
+    with pytest.raises(UnknownFieldError, match=pattern):
         nnzoo.get_spec("mlp_small", num_clases=3)
 
 

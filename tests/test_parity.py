@@ -13,24 +13,17 @@ import numpy as np
 import pytest
 
 import nnzoo
-from nnzoo import backends
-from nnzoo.parity import ATOL, count_params, numeric_parity
+from conftest import meta_count
+from nnzoo.parity import ATOL, numeric_parity
 
 HEAVY = 50_000_000
-
-
-def _meta_count(name: str) -> int:
-    import torch
-
-    with torch.device("meta"):
-        return count_params(backends.build_native(nnzoo.get_spec(name), "torch")).total
 
 
 def _params(slow_if_heavy: bool) -> list:
     names = nnzoo.list_models()
     if not slow_if_heavy:
         return names
-    return [pytest.param(n, marks=pytest.mark.slow) if _meta_count(n) > HEAVY else n for n in names]
+    return [pytest.param(n, marks=pytest.mark.slow) if meta_count(n) > HEAVY else n for n in names]
 
 
 @pytest.mark.parametrize("name", _params(False))

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import layers
 
-from nnzoo.keras_impl.layers import ZooModel, activation, conv_padding, conv2d, norm, pool2d
+from nnzoo.keras_impl.layers import ZooModel, activation, conv2d, conv_padding, norm, pool2d
 from nnzoo.specs.cnn import CNNSpec, ConvStage
 
 

@@ -40,6 +40,7 @@ class ZooModel(keras.Model):
     def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
         shape = getattr(x, "shape", None)
         if shape is not None:
+            self.spec.check_input_dtype(getattr(x, "dtype", "float32"))
             self.spec.check_input_shape(tuple(shape), channels_last=True)
         return super().__call__(x, *args, **kwargs)
 

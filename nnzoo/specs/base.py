@@ -154,6 +154,21 @@ class Spec:
                 f"{layout}; got {got}"
             )
 
+    def check_input_dtype(self, dtype: Any) -> None:
+        """Token ids must be integers; everything else floating point (any width: it is cast)."""
+        from nnzoo.errors import InputDtypeError
+
+        name = str(getattr(dtype, "name", dtype)).replace("torch.", "")
+        integer = name.startswith(("int", "uint"))
+        floating = name.startswith(("float", "bfloat"))
+        if self.input_kind == "tokens" and not integer:
+            raise InputDtypeError(f"{self.family} expects integer token ids; got dtype {name}")
+        if self.input_kind != "tokens" and not floating:
+            raise InputDtypeError(
+                f"{self.family} expects a floating-point input (cast it first; nnzoo does no "
+                f"rescaling); got dtype {name}"
+            )
+
     def flexible_axes(self, *, channels_last: bool) -> set[int]:
         """Axes (of one example, no batch) whose size the model does not fix."""
         return set()

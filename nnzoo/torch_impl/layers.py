@@ -14,17 +14,34 @@ from nnzoo.specs.base import Spec
 
 
 class ZooModule(nn.Module):
-    """Base of every nnzoo PyTorch model: carries its spec and checks its input's shape."""
+    """Base of every nnzoo PyTorch model: carries its spec and vets its input.
+
+    A forward pre-hook refuses a wrongly shaped or typed input with nnzoo's message, and casts
+    a floating input to the model's dtype (float64 or bfloat16 data into a float32 model), as
+    Keras does on its side; the hook stands aside while compiling or exporting.
+    """
 
     def __init__(self, spec: Spec) -> None:
         super().__init__()
         self.spec = spec
+        self.register_forward_pre_hook(_vet_input)
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Refuse a wrongly shaped input with nnzoo's message (skipped while tracing)."""
-        if torch.compiler.is_compiling() or torch.jit.is_tracing():
-            return
-        self.spec.check_input_shape(tuple(x.shape), channels_last=False)
+        """Kept for the family modules' explicit calls; the pre-hook has already vetted `x`."""
+
+
+def _vet_input(module: ZooModule, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    if not args or not isinstance(args[0], torch.Tensor):
+        return None
+    x = args[0]
+    if not (torch.compiler.is_compiling() or torch.jit.is_tracing()):
+        module.spec.check_input_dtype(x.dtype)
+        module.spec.check_input_shape(tuple(x.shape), channels_last=False)
+    if x.is_floating_point():
+        param = next(module.parameters(), None)
+        if param is not None and param.dtype != x.dtype:
+            return (x.to(param.dtype), *args[1:])
+    return None
 
 
 def activation(kind: str) -> nn.Module:

@@ -1,0 +1,84 @@
+"""Each framework's own formats keep everything: `.keras` files, configs, state dicts, export.
+
+One model per family (its smallest variant) is saved and reloaded; outputs must be identical.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnzoo
+from conftest import smallest_per_family
+from nnzoo.parity import run
+
+FAMILY_MODELS = smallest_per_family()
+
+
+@pytest.mark.parametrize("name", FAMILY_MODELS)
+def test_keras_file_round_trip(name: str, tmp_path: Path) -> None:
+    import keras
+
+    model = nnzoo.build(name, "keras", seed=0)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)  # no custom_objects: nnzoo's classes are registered
+    x = model.spec.example_input()
+    assert loaded.spec == model.spec
+    np.testing.assert_array_equal(run(model, x), run(loaded, x))
+
+
+def test_keras_file_loads_in_a_fresh_process(tmp_path: Path) -> None:
+    """Only `import nnzoo.keras_impl` (which registers the classes) is needed, no custom_objects."""
+    model = nnzoo.build("cnn_small_gap", "keras", seed=0)
+    x = model.spec.example_input()
+    np.save(tmp_path / "y.npy", run(model, x))
+    np.save(tmp_path / "x.npy", x)
+    model.save(tmp_path / "m.keras")
+    code = (
+        "import numpy as np, keras, nnzoo.keras_impl\n"
+        "from nnzoo.parity import run\n"
+        f"m = keras.models.load_model({str(tmp_path / 'm.keras')!r})\n"
+        f"y = run(m, np.load({str(tmp_path / 'x.npy')!r}))\n"
+        f"print(np.array_equal(y, np.load({str(tmp_path / 'y.npy')!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("True")
+
+
+@pytest.mark.parametrize("name", FAMILY_MODELS)
+def test_keras_config_round_trip(name: str) -> None:
+    model = nnzoo.build(name, "keras", seed=0)
+    twin = type(model).from_config(model.get_config())
+    twin.set_weights(model.get_weights())
+    x = model.spec.example_input()
+    assert twin.spec == model.spec
+    np.testing.assert_array_equal(run(model, x), run(twin, x))
+
+
+@pytest.mark.parametrize("name", FAMILY_MODELS)
+def test_torch_state_dict_round_trip(name: str, tmp_path: Path) -> None:
+    import torch
+
+    model = nnzoo.build(name, "torch", seed=0)
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    fresh = nnzoo.build(name, "torch", seed=1)
+    fresh.load_state_dict(torch.load(tmp_path / "w.pt", weights_only=True), strict=True)
+    x = model.spec.example_input()
+    np.testing.assert_array_equal(run(model, x), run(fresh, x))
+
+
+@pytest.mark.parametrize("name", FAMILY_MODELS)
+def test_torch_export(name: str) -> None:
+    import torch
+
+    model = nnzoo.build(name, "torch", seed=0).eval()
+    x = torch.from_numpy(model.spec.example_input())
+    exported = torch.export.export(model, (x,))
+    with torch.no_grad():
+        np.testing.assert_allclose(exported.module()(x).numpy(), model(x).numpy(),
+                                   rtol=1e-6, atol=1e-6)
