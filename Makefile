@@ -17,14 +17,22 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 
 demo: $(STAMP)
 	$(BIN)/nnzoo parity --all
+	$(BIN)/nnzoo report --out out/report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+# The benchmarks also need the references and matplotlib (the bench extra); `make test` does not.
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run
 
-bench-quick: $(STAMP)
+bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --quick
 
 lint: $(STAMP)

@@ -17,6 +17,7 @@ from typing import Any
 # `from nnzoo.convert import ...` finds the module in sys.modules and leaves the name alone.
 from nnzoo import convert as _convert_module  # noqa: F401  (imports no framework)
 from nnzoo import errors
+from nnzoo import flops as _flops_module  # noqa: F401  (likewise for `nnzoo.flops`)
 from nnzoo.backends import available_backends
 from nnzoo.errors import (
     BackendError,
@@ -30,6 +31,7 @@ from nnzoo.errors import (
     UnknownModelError,
     WeightTransferError,
 )
+from nnzoo.fast import optimize
 from nnzoo.parity import ParamCount, ParityReport, check_parity, count_params
 from nnzoo.registry import get_spec, list_models, resolve, spec_from_dict
 from nnzoo.specs.base import Spec
@@ -40,8 +42,8 @@ __all__ = [
     "BackendError", "BackendNotInstalledError", "InputDtypeError", "InputError",
     "InputShapeError", "NnzooError", "ParamCount", "ParityReport", "Spec", "SpecError",
     "UnknownFieldError", "UnknownModelError", "WeightTransferError", "available_backends",
-    "build", "check_parity", "convert", "count_params", "errors", "get_spec", "list_models",
-    "spec_from_dict", "transfer_weights",
+    "build", "check_parity", "convert", "count_params", "errors", "flops", "get_spec",
+    "list_models", "optimize", "spec_from_dict", "transfer_weights",
 ]
 
 
@@ -85,3 +87,10 @@ def convert(model: Any, to: str, *, seed: int | None = None) -> Any:
 
     backends.require(to)
     return _convert_module.convert(model, to, seed=seed)
+
+
+def flops(name_or_spec: str | Spec | Mapping[str, Any], *, batch: int = 1, dtype: str = "float32",
+          **overrides: Any) -> Any:
+    """FLOPs (a multiply-add is 2) and memory, per layer and in total, of a model in either
+    backend: computed once from the spec (`nnzoo.flops.Cost`; `print()` it for the table)."""
+    return _flops_module.flops(name_or_spec, batch=batch, dtype=dtype, **overrides)

@@ -72,13 +72,25 @@ def seeded(backend: str, seed: int | None) -> Iterator[None]:
         yield
 
 
-def build_native(spec: Spec, backend: str, seed: int | None = None) -> Any:
-    """Build `spec` as a native model; attach the spec so that the model knows what it is."""
+def build_native(spec: Spec, backend: str, seed: int | None = None, dtype: str = "float32") -> Any:
+    """Build `spec` as a native model of `backend`, its weights in `dtype`.
+
+    float64 builds exist for the numeric parity check, where they take float32 rounding out of
+    the comparison.
+    """
     require(backend)
     module = impl(backend, spec.family)
     with seeded(backend, seed):
-        model = module.build(spec)
-    return model
+        if backend == "torch":
+            return module.build(spec).to(getattr(__import__("torch"), dtype))
+        import keras
+
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(dtype)
+        try:
+            return module.build(spec)
+        finally:
+            keras.config.set_dtype_policy(previous)
 
 
 def backend_of(model: Any) -> str:

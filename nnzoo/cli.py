@@ -97,11 +97,76 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_runner() -> Any:
+    """`benchmarks.run` of a source checkout (the benchmarks are not part of the package)."""
+    import importlib
+    from pathlib import Path
+
+    import nnzoo
+
+    for root in (None, Path.cwd(), Path(nnzoo.__file__).resolve().parents[1]):
+        if root is not None:
+            if not (root / "benchmarks" / "run.py").is_file():
+                continue
+            sys.path.insert(0, str(root))
+        try:
+            return importlib.import_module("benchmarks.run")
+        except ImportError:
+            continue
+    raise NnzooError("`nnzoo bench` runs the benchmarks of a source checkout, and benchmarks/ "
+                     "is not part of the installed package: clone nnzoo and run `nnzoo bench` "
+                     "(or `make bench`) from the checkout's root")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Delegate to `python -m benchmarks.run` (same options)."""
+    return int(_bench_runner().main(args))
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from nnzoo.explain import explain
+
+    print(explain(args.name, **parse_overrides(args.overrides)))
+    return 0
+
+
+def cmd_diagram(args: argparse.Namespace) -> int:
+    from nnzoo.diagram import diagram
+
+    result = diagram(args.name, args.format, **parse_overrides(args.overrides))
+    out = args.out or (f"{args.name}.{args.format}" if isinstance(result, bytes) else None)
+    if out is None:
+        print(result, end="")
+        return 0
+    with open(out, "wb" if isinstance(result, bytes) else "w") as f:
+        f.write(result)
+    print(f"{args.name}: {args.format} diagram written to {out}")
+    return 0
+
+
+def cmd_flops(args: argparse.Namespace) -> int:
+    from nnzoo.flops import flops
+
+    print(flops(args.name, batch=args.batch, dtype=args.dtype, **parse_overrides(args.overrides)))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nnzoo.registry import list_models
+    from nnzoo.report import write_report
+
+    names = [n for p in args.patterns for n in list_models(p)] if args.patterns else None
+    md, entries = write_report(args.out, names, quick=args.quick, max_params=args.max_params,
+                               progress=lambda e: print(f"{e.name:<20} {e.verdict}", flush=True))
+    print(f"\nreport: {md} (figure: {md.parent / 'zoo.png'})")
+    return 1 if any(e.verdict.startswith("FAIL") for e in entries) else 0
+
+
 def _print_row(report: Any, *, first: bool, numeric: bool) -> None:
     """One line per model, printed as soon as it is checked."""
     if first:
         head = f"{'model':<20} {'family':<11} {'trainable':>12} {'state':>9} {'output':<18}"
-        head += f" {'torch->keras':>12} {'keras->torch':>12}" if numeric else ""
+        head += f" {'t->k f64':>9} {'k->t f64':>9} {'worst f32':>9}" if numeric else ""
         print(head + "  verdict")
         print("-" * len(head + "  verdict"))
     c = report.counts.get("torch")
@@ -110,8 +175,11 @@ def _print_row(report: Any, *, first: bool, numeric: bool) -> None:
     shape = str(report.shapes.get("keras", report.shapes.get("torch", "-")))
     line = f"{report.name:<20} {report.spec.family:<11} {trainable:>12} {state:>9} {shape:<18}"
     if numeric:
-        diffs = {a.direction: f"{a.max_abs:.1e}" for a in report.agreement}
-        line += f" {diffs.get('torch->keras', '-'):>12} {diffs.get('keras->torch', '-'):>12}"
+        rel = {(a.direction, a.dtype): f"{a.max_rel:.1e}" for a in report.agreement}
+        f32 = [a.max_rel for a in report.agreement if a.dtype == "float32"]
+        line += (f" {rel.get(('torch->keras', 'float64'), '-'):>9}"
+                 f" {rel.get(('keras->torch', 'float64'), '-'):>9}"
+                 f" {(f'{max(f32):.1e}' if f32 else '-'):>9}")
     print(line + ("  OK" if report.ok else "  FAIL: " + "; ".join(report.problems)), flush=True)
 
 
@@ -150,6 +218,43 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", required=True, choices=("torch", "keras"))
     p.add_argument("--out", required=True, help="OUT.pt for --to torch, OUT.weights.h5 for keras")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("bench", help="speed and memory of both backends next to references "
+                       "(from a source checkout; writes benchmarks/results/)")
+    p.add_argument("names", nargs="*", help="models or wildcards (default: the standard set)")
+    p.add_argument("--batch", default="1,16", help="comma-separated batch sizes (default 1,16)")
+    p.add_argument("--quick", action="store_true", help="small models, no torch.compile: minutes")
+    p.add_argument("--repeats", type=int, help="timed repeats per measurement (5; quick 3)")
+    p.add_argument("--no-references", action="store_true", help="nnzoo's builds only")
+    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("explain", help="both builds side by side, and the framework differences")
+    p.add_argument("name")
+    p.add_argument("overrides", nargs="*", metavar="field=value")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("diagram", help="data-flow diagram: blocks, skips, concatenations, shapes")
+    p.add_argument("name")
+    p.add_argument("overrides", nargs="*", metavar="field=value")
+    p.add_argument("--format", choices=("mermaid", "dot", "svg", "png"), default="mermaid",
+                   help="svg/png need Graphviz's `dot` program (system package manager)")
+    p.add_argument("--out", help="file to write (default: stdout for text, NAME.FORMAT otherwise)")
+    p.set_defaults(func=cmd_diagram)
+
+    p = sub.add_parser("flops", help="FLOPs and memory per layer and in total")
+    p.add_argument("name")
+    p.add_argument("overrides", nargs="*", metavar="field=value")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--dtype", default="float32",
+                   choices=("float32", "float16", "bfloat16", "float64"))
+    p.set_defaults(func=cmd_flops)
+
+    p = sub.add_parser("report", help="markdown report and figure of the whole zoo")
+    p.add_argument("patterns", nargs="*", help="models to include (shell wildcards; default all)")
+    p.add_argument("--out", required=True, help="directory for README.md and zoo.png")
+    p.add_argument("--quick", action="store_true", help="no Keras builds (PyTorch counts only)")
+    p.add_argument("--max-params", type=int, default=100_000_000,
+                   help="build the Keras twin only up to this many parameters (default 1e8)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -5,6 +5,7 @@ Nothing here imports a framework at module level; each check imports what it run
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,8 +130,10 @@ class ParityReport:
             "shapes": {b: list(s) for b, s in self.shapes.items()},
             "expected_shape": list(self.expected_shape),
             "problems": list(self.problems),
-            "agreement": [{"direction": a.direction, "max_abs": a.max_abs, "max_rel": a.max_rel,
-                           "scale": a.scale, "ok": a.ok} for a in self.agreement],
+            "agreement": [{"direction": a.direction, "dtype": a.dtype, "max_abs": a.max_abs,
+                           "max_rel": a.max_rel, "scale": a.scale, "noise": a.noise,
+                           "bound": a.bound, "ok": a.ok}
+                          for a in self.agreement],
             "layers": [{"name": r.name, "shape": list(r.shape), "max_abs": r.max_abs,
                         "scale": r.scale, "ok": r.ok, "note": r.note} for r in self.layers],
             "seconds": round(self.seconds, 3),
@@ -141,8 +144,8 @@ class ParityReport:
         for b, c in self.counts.items():
             lines.append(f"  {b:<6} params {c}  output {self.shapes.get(b)}")
         for a in self.agreement:
-            lines.append(f"  {a.direction:<13} max|diff| {a.max_abs:.2e}  rel {a.max_rel:.2e}"
-                         f"  {'ok' if a.ok else 'OUT OF BOUND'}")
+            lines.append(f"  {a.direction:<13} {a.dtype:<8} max|diff| {a.max_abs:.2e}  rel "
+                         f"{a.max_rel:.2e}  bound {a.bound:.2e}  {'ok' if a.ok else 'OUT OF BOUND'}")
         lines += [f"  ! {p}" for p in self.problems]
         if self.layers:
             lines.append(f"  {'layer':<32} {'shape':<22} {'max|diff|':>10} {'scale':>10}")
@@ -184,6 +187,8 @@ def check_parity(
             model = backends.build_native(spec, backend, seed=seed)
             report.counts[backend] = count_params(model)
             report.shapes[backend] = tuple(run(model, x, device=device).shape)
+            del model
+            gc.collect()  # one build alive at a time: the large ViTs are gigabytes each
         except NnzooError:
             raise
         except Exception as exc:  # a build or run failure is a finding, reported per backend
@@ -199,25 +204,35 @@ def check_parity(
             )
     if numeric and not report.problems:
         try:
-            report.agreement, report.layers = numeric_parity(
+            exact, report.layers = numeric_parity(
                 spec, device=device, batch=batch, seed=seed, layers=layers)
-            if not all(a.ok for a in report.agreement) and not layers:
+            if not all(a.ok for a in exact) and not layers:
                 _, report.layers = numeric_parity(spec, device=device, batch=batch, seed=seed,
                                                   layers=True)
+            single, _ = numeric_parity(spec, device=device, batch=batch, seed=seed,
+                                       dtype="float32")
+            report.agreement = exact + single
         except NnzooError as exc:
             report.problems.append(f"weight transfer: {exc}")
         for a in report.agreement:
             if not a.ok:
                 report.problems.append(
-                    f"{a.direction}: max|diff| {a.max_abs:.3e} exceeds {ATOL:g} x max(1, {a.scale:.3g})")
+                    f"{a.direction} ({a.dtype}): max|diff| {a.max_abs:.3e} exceeds {a.bound:.3e}")
     report.seconds = time.perf_counter() - start
     return report
 
 
 # ---- numeric parity: outputs after weight transfer, and where two builds part ------------------
 #: The bound: max |y_keras - y_torch| <= ATOL * max(1, max |y_torch|), i.e. 1e-5 in absolute terms
-#: for outputs of unit scale and 1e-5 relative to the largest output otherwise.
+#: for outputs of unit scale and 1e-5 relative to the largest output otherwise. It is the verdict
+#: for the float64 comparison, where rounding is out of the picture and a real mismatch (an
+#: epsilon, a padding, a layout) shows at 1e-4 or far above.
 ATOL = 1e-5
+#: The float32 comparison, beside the verdict: float32 rounding differs between the frameworks'
+#: kernels and grows with depth (ResNet-152 reaches 1.5e-4 relative), so no fixed bound fits every
+#: model. It must stay within NOISE_FACTOR times the network's own float32 rounding -- how far the
+#: PyTorch build's float32 output lies from the same weights run in float64 -- or within ATOL.
+NOISE_FACTOR = 10.0
 
 
 def within_bound(diff: float, scale: float, atol: float = ATOL) -> bool:
@@ -232,17 +247,35 @@ class Agreement:
     max_abs: float
     max_rel: float
     scale: float
+    dtype: str = "float64"
+    noise: float = 0.0  # float32 only: max |y_float32 - y_float64| of the PyTorch build
+
+    @property
+    def bound(self) -> float:
+        """The largest max|diff| that passes."""
+        fixed = ATOL * max(1.0, self.scale)
+        return fixed if self.dtype == "float64" else max(fixed, NOISE_FACTOR * self.noise)
 
     @property
     def ok(self) -> bool:
-        return within_bound(self.max_abs, self.scale)
+        return self.max_abs <= self.bound
 
 
-def compare(a: np.ndarray, b: np.ndarray, direction: str) -> Agreement:
+def compare(a: np.ndarray, b: np.ndarray, direction: str, dtype: str = "float64",
+            noise: float = 0.0) -> Agreement:
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     diff = float(np.max(np.abs(a64 - b64))) if a.size else 0.0
     scale = float(np.max(np.abs(a64))) if a.size else 0.0
-    return Agreement(direction, diff, diff / scale if scale else diff, scale)
+    return Agreement(direction, diff, diff / scale if scale else diff, scale, dtype, noise)
+
+
+def rounding_noise(torch_model: Any, x: np.ndarray, y: np.ndarray, *, device: str = "cpu") -> float:
+    """How far a float32 PyTorch model's output `y` lies from the same weights in float64."""
+    import copy
+
+    twin = copy.deepcopy(torch_model).double()
+    y64 = run(twin, x.astype(np.float64) if x.dtype.kind == "f" else x, device=device)
+    return float(np.max(np.abs(y64 - y.astype(np.float64))))
 
 
 @dataclass
@@ -279,7 +312,8 @@ def layer_report(torch_model: Any, keras_model: Any, x: np.ndarray) -> list[Laye
     for name, module in torch_model.named_modules():
         if name in keras_names:
             def hook(_m: Any, _i: Any, out: Any, name: str = name) -> None:
-                seen.setdefault(name, _first(out).detach().cpu().numpy())
+                # a copy: a later in-place op would otherwise change what was seen
+                seen.setdefault(name, _first(out).detach().cpu().numpy().copy())
             hooks.append(module.register_forward_hook(hook))
     try:
         torch_model.eval()
@@ -307,42 +341,74 @@ def layer_report(torch_model: Any, keras_model: Any, x: np.ndarray) -> list[Laye
     return rows
 
 
-def exercise_state(model: Any, seed: int) -> None:
-    """Give batch-norm statistics random, non-trivial values (in place).
+def exercise_state(model: Any, seed: int, x: np.ndarray | None = None) -> None:
+    """Give batch-norm statistics realistic, non-trivial values (in place, either backend).
 
     Fresh builds hold mean 0 and variance 1, which hide wrong epsilons and swapped statistics;
-    a parity check on random statistics does not.
+    purely random statistics are no better, since they swamp the signal of a deep network and
+    make its output nearly independent of the input. So the statistics are first measured on
+    `x` (one training-mode pass of a PyTorch twin, cumulative averaging) and then perturbed:
+    variance x U(0.5, 2), mean + N(0, 0.2) standard deviations.
     """
+    import torch
+
     from nnzoo.convert import load_state_dict, state_dict
 
-    rng = np.random.default_rng(seed)
+    spec = backends.spec_of(model)
     weights = state_dict(model)
+    if not any(k.endswith("running_var") for k in weights):
+        return
+    twin = backends.build_native(spec, "torch")
+    load_state_dict(twin, weights)
+    norms = [m for m in twin.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: after one batch, exactly its statistics
+    x = spec.example_input(4, seed) if x is None else x
+    twin.train()
+    with torch.no_grad():
+        twin(torch.from_numpy(x))
+    rng = np.random.default_rng(seed)
+    weights = state_dict(twin)
     for key, value in weights.items():
-        if key.endswith("running_mean"):
-            weights[key] = rng.normal(0.0, 0.5, value.shape).astype(value.dtype)
-        elif key.endswith("running_var"):
-            weights[key] = rng.uniform(0.5, 2.0, value.shape).astype(value.dtype)
+        if key.endswith("running_var"):
+            weights[key] = (value * rng.uniform(0.5, 2.0, value.shape)).astype(value.dtype)
+        elif key.endswith("running_mean"):
+            std = np.sqrt(weights[key.replace("running_mean", "running_var")])
+            weights[key] = (value + rng.normal(0.0, 0.2, value.shape) * std).astype(value.dtype)
     load_state_dict(model, weights)
 
 
 def numeric_parity(spec: Spec, *, device: str = "cpu", batch: int = 2, seed: int = 0,
-                   layers: bool = False) -> tuple[list[Agreement], list[LayerDiff]]:
-    """Transfer weights both ways and compare outputs in inference mode on the same input."""
+                   layers: bool = False, dtype: str = "float64",
+                   ) -> tuple[list[Agreement], list[LayerDiff]]:
+    """Transfer weights both ways and compare outputs in inference mode on the same input.
+
+    `dtype` is the arithmetic of both builds: float64 (the verdict) leaves only real differences
+    between the networks; float32 adds each framework's own rounding (kernel choice and
+    summation order), which grows with depth.
+    """
     from nnzoo.convert import transfer_weights
 
     x = spec.example_input(batch, seed)
-    torch_model = backends.build_native(spec, "torch", seed=seed)
-    keras_model = backends.build_native(spec, "keras", seed=seed + 1)
+    if x.dtype.kind == "f":
+        x = x.astype(dtype)
+    torch_model = backends.build_native(spec, "torch", seed=seed, dtype=dtype)
+    keras_model = backends.build_native(spec, "keras", seed=seed + 1, dtype=dtype)
     exercise_state(torch_model, seed)
     transfer_weights(torch_model, keras_model)
     y_torch = run(torch_model, x, device=device)
-    results = [compare(y_torch, run(keras_model, x, device=device), "torch->keras")]
+    noise = rounding_noise(torch_model, x, y_torch, device=device) if dtype == "float32" else 0.0
+    results = [compare(y_torch, run(keras_model, x, device=device), "torch->keras", dtype, noise)]
     rows = layer_report(torch_model, keras_model, x) if layers else []
-    del torch_model
-    keras_back = backends.build_native(spec, "keras", seed=seed + 2)
-    torch_back = backends.build_native(spec, "torch", seed=seed + 3)
+    del torch_model, keras_model
+    gc.collect()  # Keras models hold reference cycles: free the pair before building the next
+    keras_back = backends.build_native(spec, "keras", seed=seed + 2, dtype=dtype)
+    torch_back = backends.build_native(spec, "torch", seed=seed + 3, dtype=dtype)
     exercise_state(keras_back, seed + 1)
     transfer_weights(keras_back, torch_back)
     y_keras = run(keras_back, x, device=device)
-    results.append(compare(y_keras, run(torch_back, x, device=device), "keras->torch"))
+    y_back = run(torch_back, x, device=device)
+    noise = rounding_noise(torch_back, x, y_back, device=device) if dtype == "float32" else 0.0
+    results.append(compare(y_keras, y_back, "keras->torch", dtype, noise))
     return results, rows

@@ -10,7 +10,7 @@ import fnmatch
 import importlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -21,11 +21,14 @@ from nnzoo.specs.base import Spec
 
 @dataclass(frozen=True)
 class Entry:
-    """A registered model: its name, spec and a one-line description (with its source)."""
+    """A registered model: its name, spec, a one-line description (with its source), and the
+    parameter counts its source publishes (`{"trainable": n}` or `{"total": n}`), which the
+    parity suite checks against both builds."""
 
     name: str
     spec: Spec
     description: str = ""
+    published: Mapping[str, int] = field(default_factory=dict)
 
 
 @cache
@@ -33,10 +36,10 @@ def _table() -> dict[str, Entry]:
     table: dict[str, Entry] = {}
     for family in FAMILIES:
         module = importlib.import_module(f"nnzoo.specs.{family}")
-        for name, (spec, description) in module.VARIANTS.items():
+        for name, (spec, description, *published) in module.VARIANTS.items():
             if name in table:
                 raise ValueError(f"model name {name!r} is registered twice")
-            table[name] = Entry(name, spec, description)
+            table[name] = Entry(name, spec, description, *published)
     return table
 
 

@@ -12,6 +12,11 @@ from hypothesis import strategies as st
 
 from nnzoo.specs.cnn import CNNSpec, ConvStage
 from nnzoo.specs.mlp import MLPSpec
+from nnzoo.specs.recurrent import RecurrentSpec
+from nnzoo.specs.resnet import ResNetSpec
+from nnzoo.specs.transformer import TransformerSpec
+from nnzoo.specs.unet import UNetSpec
+from nnzoo.specs.vit import ViTSpec
 
 ACTIVATIONS = st.sampled_from(["relu", "gelu", "gelu_tanh", "silu", "tanh"])
 EPS = st.sampled_from([1e-5, 1e-3, 1e-6])
@@ -62,5 +67,85 @@ def cnn(draw: Any) -> CNNSpec:
     )
 
 
+@st.composite
+def resnet(draw: Any) -> ResNetSpec:
+    block = draw(st.sampled_from(["basic", "bottleneck"]))
+    stages = draw(st.integers(1, 3))
+    groups, base_width = 1, 64
+    if block == "bottleneck":
+        groups, base_width = draw(st.sampled_from([(1, 64), (2, 32), (4, 16)]))
+    size = draw(st.integers(8, 40))
+    return ResNetSpec(
+        block=block, layers=tuple(draw(st.integers(1, 2)) for _ in range(stages)),
+        widths=tuple(draw(st.sampled_from([4, 8, 12])) for _ in range(stages)),
+        groups=groups, base_width=base_width, stem=draw(st.sampled_from(["imagenet", "cifar"])),
+        stem_width=draw(st.sampled_from([4, 8])), in_channels=draw(st.integers(1, 3)),
+        image_size=(size, draw(st.integers(8, 40))), num_classes=draw(st.integers(0, 4)),
+        conv_bias=draw(st.booleans()), bn_eps=draw(EPS), bn_momentum=draw(MOMENTUM),
+    )
+
+
+@st.composite
+def vit(draw: Any) -> ViTSpec:
+    patch = draw(st.sampled_from([4, 8]))
+    heads = draw(st.integers(1, 3))
+    return ViTSpec(
+        image_size=(patch * draw(st.integers(1, 3)), patch * draw(st.integers(1, 3))),
+        patch_size=patch, in_channels=draw(st.integers(1, 3)),
+        embed_dim=heads * draw(st.sampled_from([2, 4])), depth=draw(st.integers(1, 2)),
+        num_heads=heads, mlp_dim=draw(st.integers(4, 16)),
+        ln_eps=draw(EPS), activation=draw(ACTIVATIONS), class_token=draw(st.booleans()),
+        num_classes=draw(st.integers(0, 4)),
+    )
+
+
+@st.composite
+def unet(draw: Any) -> UNetSpec:
+    depth = draw(st.integers(1, 3))
+    step = 2**depth
+    return UNetSpec(
+        in_channels=draw(st.integers(1, 3)), num_classes=draw(st.integers(1, 3)),
+        base_width=draw(st.sampled_from([2, 4])), depth=depth,
+        norm=draw(st.sampled_from(["batch", "none"])), bn_eps=draw(EPS), bn_momentum=draw(MOMENTUM),
+        conv_bias=draw(st.sampled_from([None, True, False])), activation=draw(ACTIVATIONS),
+        upsample=draw(st.sampled_from(["transpose", "bilinear"])),
+        image_size=(step * draw(st.integers(1, 3)), step * draw(st.integers(1, 3))),
+    )
+
+
+@st.composite
+def recurrent(draw: Any) -> RecurrentSpec:
+    return RecurrentSpec(
+        cell=draw(st.sampled_from(["lstm", "gru"])),
+        input=draw(st.sampled_from(["features", "tokens"])),
+        input_size=draw(st.integers(1, 6)), vocab_size=draw(st.integers(3, 20)),
+        embed_dim=draw(st.integers(1, 6)), padding_idx=draw(st.sampled_from([0, None])),
+        hidden_size=draw(st.integers(1, 8)), num_layers=draw(st.integers(1, 2)),
+        bidirectional=draw(st.booleans()), summary=draw(st.sampled_from(["final", "last", "mean"])),
+        hidden_sizes=tuple(draw(st.lists(st.integers(1, 6), max_size=1))),
+        activation=draw(ACTIVATIONS), num_classes=draw(st.integers(0, 4)),
+        seq_len=draw(st.integers(1, 6)),
+    )
+
+
+@st.composite
+def transformer(draw: Any) -> TransformerSpec:
+    heads = draw(st.integers(1, 2))
+    return TransformerSpec(
+        vocab_size=draw(st.integers(3, 20)), max_len=16,
+        padding_idx=draw(st.sampled_from([0, None])),
+        embed_dim=heads * draw(st.sampled_from([2, 4])), depth=draw(st.integers(1, 2)),
+        num_heads=heads, mlp_dim=draw(st.integers(2, 12)),
+        activation=draw(st.sampled_from(["relu", "gelu"])),
+        norm_first=draw(st.booleans()), final_norm=draw(st.booleans()), ln_eps=draw(EPS),
+        positional=draw(st.sampled_from(["learned", "sinusoidal", "none"])),
+        pooling=draw(st.sampled_from(["mean", "cls"])), num_classes=draw(st.integers(0, 4)),
+        seq_len=draw(st.integers(1, 8)),
+    )
+
+
 #: family -> strategy of valid specs
-VALID: dict[str, Any] = {"mlp": mlp(), "cnn": cnn()}
+VALID: dict[str, Any] = {
+    "mlp": mlp(), "cnn": cnn(), "resnet": resnet(), "vit": vit(), "unet": unet(),
+    "recurrent": recurrent(), "transformer": transformer(),
+}

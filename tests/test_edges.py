@@ -121,3 +121,26 @@ def test_untrusted_spec_dict_is_refused_naming_the_key(tmp_path) -> None:
             nnzoo.spec_from_dict(json.loads(path.read_text()))
     with pytest.raises(SpecError, match="mapping"):
         nnzoo.spec_from_dict(["not", "a", "dict"])  # type: ignore[arg-type]
+
+
+SEQUENCE_MODELS = [n for n in FAMILY_MODELS if "seq_len" in nnzoo.get_spec(n).field_names()]
+IMAGE_MODELS = [n for n in FAMILY_MODELS if nnzoo.get_spec(n).input_kind == "image"]
+
+
+def test_the_edge_lists_are_not_empty() -> None:
+    assert SEQUENCE_MODELS and IMAGE_MODELS
+
+
+@pytest.mark.parametrize("name", SEQUENCE_MODELS)
+def test_sequence_of_length_one(name: str) -> None:
+    report = nnzoo.check_parity(name, seq_len=1, numeric=True)
+    assert report.ok, str(report)
+
+
+@pytest.mark.parametrize("name", IMAGE_MODELS)
+def test_non_square_images(name: str) -> None:
+    h, w = nnzoo.get_spec(name).image_size
+    report = nnzoo.check_parity(name, image_size=(h, 2 * w), numeric=True)
+    assert report.ok, str(report)
+    if report.spec.output_kind == "image":
+        assert report.shapes["keras"][-2:] == (h, 2 * w)

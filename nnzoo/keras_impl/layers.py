@@ -105,7 +105,7 @@ class BatchNorm(layers.BatchNormalization):
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
         if not (training and self.trainable) or mask is not None or self.renorm:
             return super().call(inputs, training=training, mask=mask)
-        x = ops.cast(inputs, "float32")  # statistics in float32, as Keras does
+        x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))  # as Keras
         axis = self.axis % len(x.shape)
         axes = [i for i in range(len(x.shape)) if i != axis]
         mean, var = ops.moments(x, axes=axes)

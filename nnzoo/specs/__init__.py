@@ -8,4 +8,9 @@ Adding a family: write `nnzoo/specs/<family>.py`, `nnzoo/torch_impl/<family>.py`
 FAMILIES: tuple[str, ...] = (
     "mlp",
     "cnn",
+    "recurrent",
+    "transformer",
+    "resnet",
+    "unet",
+    "vit",
 )

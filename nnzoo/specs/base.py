@@ -169,6 +169,11 @@ class Spec:
                 f"rescaling); got dtype {name}"
             )
 
+    def quick(self) -> Spec:
+        """The same layers with a smaller example input, for checks that only need every layer to
+        run (numeric parity of the heavy models, say). By default the spec itself."""
+        return self
+
     def flexible_axes(self, *, channels_last: bool) -> set[int]:
         """Axes (of one example, no batch) whose size the model does not fix."""
         return set()

@@ -118,17 +118,20 @@ VARIANTS = {
         CNNSpec(stages=_three, hidden_sizes=(256,), dropout=0.5, num_classes=10),
         "3 conv stages 32-64-128 with batch norm and max-pool, flatten, fc 256 "
         "(seeds/000 CNNPyTorch: 620,810 params)",
+        {"trainable": 620_810},
     ),
     "cnn_small_gap": (
         CNNSpec(stages=_valid, order="conv-act-norm", bn_eps=1e-3, bn_momentum=0.01,
                 global_pool="avg", hidden_sizes=(256,), dropout=0.5, num_classes=10),
         "valid convs, activation before batch norm, global average pool, dense 256 "
         "(seeds/000 Keras CNN: 129,738 params in total; logits instead of softmax)",
+        {"total": 129_738},
     ),
     "cnn_simple": (
         CNNSpec(stages=tuple(ConvStage(channels=c) for c in (64, 128, 256)),
                 hidden_sizes=(512,), dropout=0.5, num_classes=10),
         "3 conv stages 64-128-256, flatten, fc 512 (seeds/003 SimpleCNN: 2,474,506 params)",
+        {"trainable": 2_474_506},
     ),
     "cnn_separable": (
         CNNSpec(stages=(ConvStage(channels=32, stride=2, pool="none"),

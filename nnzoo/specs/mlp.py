@@ -57,6 +57,7 @@ VARIANTS = {
         MLPSpec(input_size=784, hidden_sizes=(512, 256, 128), norm="batch", dropout=0.3,
                 num_classes=10),
         "MNIST-sized MLP with batch norm and dropout 0.3 (seeds/000 MLPPyTorch: 569,226 params)",
+        {"trainable": 569_226},
     ),
     "mlp_small": (
         MLPSpec(input_size=32, hidden_sizes=(64, 64), activation="gelu", norm="layer",

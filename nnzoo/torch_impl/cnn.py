@@ -60,7 +60,6 @@ class CNN(ZooModule):
         self.head = nn.Linear(widths[-1], spec.num_classes) if spec.num_classes else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
         x = self.pool(self.features(x))
         for block in self.classifier:
             x = block(x)

@@ -26,9 +26,6 @@ class ZooModule(nn.Module):
         self.spec = spec
         self.register_forward_pre_hook(_vet_input)
 
-    def check_input(self, x: torch.Tensor) -> None:
-        """Kept for the family modules' explicit calls; the pre-hook has already vetted `x`."""
-
 
 def _vet_input(module: ZooModule, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
     if not args or not isinstance(args[0], torch.Tensor):

@@ -30,7 +30,6 @@ class MLP(ZooModule):
         self.head = nn.Linear(widths[-1], spec.num_classes) if spec.num_classes else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
         for block in self.hidden:
             x = block(x)
         return self.head(x)

@@ -1,0 +1,323 @@
+"""FLOPs and memory of a model, per layer and in total: one number that serves both backends.
+
+The two builds are the same network, so their arithmetic is the same; nnzoo computes it once,
+from the spec. The PyTorch build is made on the `meta` device (shapes, no storage, no weights:
+ViT-H/14 costs nothing), run once with forward hooks, and each layer's call is priced by a
+formula for its type. Multiply-adds count as 2 FLOPs; only the multiply-accumulate work is
+counted (convolutions, linear layers, attention's score and value products, recurrent gate
+matrix products), as `torch.utils.flop_counter` does: norms, activations, pooling and residual
+additions are not. Two places where counters commonly go wrong are counted explicitly:
+
+- attention: q @ k^T and softmax(..) @ v are 2 * batch * heads * q_len * k_len * head_dim
+  each. PyTorch's fused attention kernels hide them from `FlopCounterMode` (it sees only the
+  projections in training mode, and nothing at all on the eval fast path of MultiheadAttention).
+- recurrent layers: every time step of every layer and direction (2 * gates * hidden *
+  (input + hidden) per example and step), so the count grows linearly with sequence length.
+
+Memory: parameter bytes (weights and batch-norm statistics) and activation bytes (the outputs of
+every layer call, the tensors a training step keeps for the backward pass) for a batch and dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from nnzoo.registry import resolve
+from nnzoo.specs.base import Spec
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+
+
+# ---- tracing the PyTorch build ---------------------------------------------------------------
+@dataclass
+class Call:
+    """One call of a module: tensor input shapes and output shapes (batch 1 unless stated)."""
+
+    path: str
+    module: Any
+    inputs: list[tuple[int, ...]]
+    outputs: list[tuple[int, ...]]
+    packed: bool = False  # the first input was a PackedSequence (inputs[0]: its data rows)
+
+
+@dataclass
+class Trace:
+    """A PyTorch build of `spec` and every module call of one forward pass, in order."""
+
+    spec: Spec
+    model: Any
+    calls: list[Call]
+    batch: int
+    device: str
+    output: tuple[int, ...] | None = None  # the model's (first) output shape
+
+    def first(self, path: str) -> Call | None:
+        return next((c for c in self.calls if c.path == path), None)
+
+
+def _shapes(value: Any) -> tuple[list[tuple[int, ...]], bool]:
+    """Shapes of the tensors in a (nested) value; PackedSequence counts as its data tensor."""
+    import torch
+    from torch.nn.utils.rnn import PackedSequence
+
+    if isinstance(value, PackedSequence):
+        return [tuple(value.data.shape)], True
+    if isinstance(value, torch.Tensor):
+        return [tuple(value.shape)], False
+    if isinstance(value, tuple | list):
+        shapes: list[tuple[int, ...]] = []
+        packed = False
+        for i, v in enumerate(value):
+            s, p = _shapes(v)
+            shapes += s
+            packed = packed or (i == 0 and p)
+        return shapes, packed
+    return [], False
+
+
+def _run(spec: Spec, batch: int, device: str) -> Trace:
+    import numpy as np
+    import torch
+
+    from nnzoo import backends
+
+    backends.require("torch")
+    calls: list[Call] = []
+
+    def hook(module: Any, args: Any, kwargs: Any, output: Any, path: str = "") -> None:
+        inputs, packed = _shapes([*args, *kwargs.values()])
+        outputs, _ = _shapes(output)
+        calls.append(Call(path, module, inputs, outputs, packed))
+
+    with torch.device(device):  # seeded: the caller's random state is left alone
+        model = backends.build_native(spec, "torch", seed=0)
+    model.eval()
+    handles = [m.register_forward_hook(lambda m, a, k, o, p=p: hook(m, a, k, o, p), with_kwargs=True)
+               for p, m in model.named_modules() if p]
+    x = torch.from_numpy(np.ascontiguousarray(spec.example_input(batch, seed=0))).to(device)
+    try:
+        with torch.no_grad():
+            y = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    out = _shapes(y)[0]
+    return Trace(spec, model, calls, batch, device, out[0] if out else None)
+
+
+def trace(spec: Spec, batch: int = 1) -> Trace:
+    """Run the PyTorch build once with hooks: on `meta` (free), or on the CPU if meta fails.
+
+    Meta tensors carry shapes only; a build that must read values (packing padded token
+    sequences reads their lengths) falls back to a real, still small, CPU run.
+    """
+    try:
+        return _run(spec, batch, "meta")
+    except Exception:  # an op without a meta kernel, or one that reads tensor values
+        return _run(spec, batch, "cpu")
+
+
+# ---- layers: the rows of `explain` and of the cost table -------------------------------------
+@dataclass
+class Unit:
+    """A named layer: a leaf module, a module holding its own weights (MultiheadAttention: its
+    `out_proj` goes with it), or a bare parameter (ViT's `class_token`)."""
+
+    path: str
+    module: Any | None
+    trainable: int = 0
+    state: int = 0
+
+    @property
+    def params(self) -> int:
+        return self.trainable + self.state
+
+
+#: Modules that are not layers: containers (even empty ones) and `Identity` placeholders.
+PLACEHOLDERS = ("Identity", "Sequential", "ModuleList", "ModuleDict")
+
+
+def units(model: Any) -> list[Unit]:
+    """Every named layer of a PyTorch build; their parameters sum to `count_params(model)`."""
+    chosen: dict[str, Unit] = {}
+    for path, m in model.named_modules():
+        if not path or any(path.startswith(u + ".") for u in chosen):
+            continue
+        if type(m).__name__ in PLACEHOLDERS:
+            continue
+        children = list(m.children())
+        own = list(m.parameters(recurse=False)) + list(m.buffers(recurse=False))
+        absorbs = own and all(not list(c.children()) for c in children)
+        if not children or absorbs:
+            chosen[path] = Unit(path, m)
+    params = dict(model.named_parameters())
+    for key, t in model.state_dict(keep_vars=True).items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        owner = max((u for u in chosen if key.startswith(u + ".")), key=len, default=None)
+        unit = chosen[owner] if owner else chosen.setdefault(key, Unit(key, None))
+        if key in params and params[key].requires_grad:
+            unit.trainable += t.numel()
+        else:
+            unit.state += t.numel()
+    return list(chosen.values())
+
+
+def ordered(units_: list[Unit], tr: Trace) -> list[Unit]:
+    """Units in execution order; ones never called as modules keep their registration place."""
+    first = {}
+    for i, c in enumerate(tr.calls):
+        first.setdefault(c.path, i)
+    keys, last = [], -1.0
+    for j, u in enumerate(units_):
+        last = first.get(u.path, last + 1e-3)
+        keys.append((last, j))
+    return [u for _, u in sorted(zip(keys, units_), key=lambda t: t[0])]
+
+
+# ---- FLOP formulas, one per layer type -----------------------------------------------------
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def call_flops(call: Call) -> tuple[int, int]:
+    """(FLOPs, of which attention score/value products) of one call at the traced batch."""
+    m, kind = call.module, type(call.module).__name__
+    if not call.inputs:
+        return 0, 0
+    if kind in ("Conv1d", "Conv2d", "Conv3d") and call.outputs:
+        per_out = m.in_channels // m.groups * math.prod(m.kernel_size)
+        return 2 * math.prod(call.outputs[0]) * per_out, 0
+    if kind in ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"):
+        per_in = m.out_channels // m.groups * math.prod(m.kernel_size)
+        return 2 * math.prod(call.inputs[0]) * per_in, 0
+    if kind in ("Linear", "NonDynamicallyQuantizableLinear"):
+        rows = math.prod(call.inputs[0]) // m.in_features
+        return 2 * rows * m.in_features * m.out_features, 0
+    if kind == "MultiheadAttention":
+        return _attention(m, call)
+    if kind in GATES:
+        return _recurrent(m, call, GATES[kind]), 0
+    return 0, 0
+
+
+def _attention(m: Any, call: Call) -> tuple[int, int]:
+    q, k = call.inputs[0], call.inputs[1] if len(call.inputs) > 1 else call.inputs[0]
+    if m.batch_first:
+        (b, tq, e), tk = q, k[1]
+    else:
+        (tq, b, e), tk = q, k[0]
+    projections = 2 * b * (tq * e * e + tk * m.kdim * e + tk * m.vdim * e + tq * e * e)  # q k v out
+    products = 2 * (2 * b * m.num_heads * tq * tk * m.head_dim)  # q @ k^T, then @ v
+    return projections + products, products
+
+
+def _recurrent(m: Any, call: Call, gates: int) -> int:
+    """Every step of every layer and direction: gates * hidden * (input + hidden) MACs each."""
+    shape = call.inputs[0]
+    steps = shape[0] if call.packed else math.prod(shape[:-1])  # (rows, F) or (B, T, F)
+    dirs, h = 2 if m.bidirectional else 1, m.hidden_size
+    total = 0
+    for layer in range(m.num_layers):
+        width = m.input_size if layer == 0 else h * dirs
+        total += dirs * 2 * gates * h * (width + h) * steps
+    return total
+
+
+# ---- the cost table --------------------------------------------------------------------------
+@dataclass
+class LayerCost:
+    path: str
+    kind: str
+    output: tuple[int, ...] | None  # canonical, batch 1
+    params: int
+    flops: int  # at batch 1
+    attention: int  # of which attention score/value products
+    activations: int  # output elements of all its calls, batch 1
+
+
+@dataclass
+class Cost:
+    """FLOPs and memory of one model; `batch` scales everything computed at batch 1."""
+
+    name: str
+    spec: Spec
+    layers: list[LayerCost] = field(default_factory=list)
+    trainable: int = 0
+    state: int = 0
+    batch: int = 1
+    dtype: str = "float32"
+    output: tuple[int, ...] | None = None  # the model's output shape at batch 1
+
+    @property
+    def flops(self) -> int:
+        return self.batch * sum(c.flops for c in self.layers)
+
+    @property
+    def attention_flops(self) -> int:
+        return self.batch * sum(c.attention for c in self.layers)
+
+    @property
+    def params(self) -> int:
+        return self.trainable + self.state
+
+    @property
+    def param_bytes(self) -> int:
+        return self.params * DTYPE_BYTES[self.dtype]
+
+    @property
+    def activation_bytes(self) -> int:
+        return self.batch * sum(c.activations for c in self.layers) * DTYPE_BYTES[self.dtype]
+
+    def __str__(self) -> str:
+        lines = [f"{'layer':<40} {'type':<20} {'output':<20} {'params':>12} {'FLOPs':>10} "
+                 f"{'activations':>11}"]
+        for c in self.layers:
+            lines.append(f"{c.path:<40} {c.kind:<20} {str(c.output or '-'):<20} {c.params:>12,} "
+                         f"{human(c.flops * self.batch):>10} "
+                         f"{human(c.activations * self.batch * DTYPE_BYTES[self.dtype], 'B'):>11}")
+        lines.append(f"total ({self.name}, batch {self.batch}, {self.dtype}): {human(self.flops, 'FLOP')}"
+                     f" (attention products {human(self.attention_flops, 'FLOP')}), "
+                     f"{self.params:,} parameters = {human(self.param_bytes, 'B')}, "
+                     f"activations {human(self.activation_bytes, 'B')}")
+        return "\n".join(lines)
+
+
+def human(n: float, unit: str = "") -> str:
+    """1234567 -> '1.23 M', (1234567, 'FLOP') -> '1.23 MFLOP'; bytes use 1024s ('MiB')."""
+    base, names = (1024.0, ("", "Ki", "Mi", "Gi", "Ti")) if unit == "B" else \
+        (1000.0, ("", "K", "M", "G", "T"))
+    i = 0
+    while abs(n) >= base and i < len(names) - 1:
+        n, i = n / base, i + 1
+    return f"{n:.3g} {names[i]}{unit}".rstrip()
+
+
+def flops(name_or_spec: str | Spec | dict[str, Any], *, batch: int = 1, dtype: str = "float32",
+          **overrides: Any) -> Cost:
+    """FLOPs (multiply-adds = 2) and memory per layer and in total, for both backends at once."""
+    from nnzoo.errors import SpecError
+
+    if dtype not in DTYPE_BYTES:
+        raise SpecError("dtype", dtype, f"one of {', '.join(DTYPE_BYTES)}")
+    if not isinstance(batch, int) or batch < 1:
+        raise SpecError("batch", batch, "an int >= 1")
+    spec = resolve(name_or_spec, **overrides)
+    name = name_or_spec if isinstance(name_or_spec, str) else spec.family
+    tr = trace(spec, batch=1)
+    cost = Cost(name, spec, batch=batch, dtype=dtype, output=tr.output)
+    by_path: dict[str, list[Call]] = {}
+    for c in tr.calls:
+        by_path.setdefault(c.path, []).append(c)
+    for u in ordered(units(tr.model), tr):
+        calls = by_path.get(u.path, [])
+        priced = [call_flops(c) for c in calls]
+        out = calls[0].outputs[0] if calls and calls[0].outputs else None
+        cost.layers.append(LayerCost(
+            u.path, type(u.module).__name__ if u.module is not None else "Parameter", out, u.params,
+            sum(f for f, _ in priced), sum(a for _, a in priced),
+            sum(math.prod(s) for c in calls for s in c.outputs)))
+        cost.trainable += u.trainable
+        cost.state += u.state
+    return cost

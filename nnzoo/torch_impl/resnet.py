@@ -1,0 +1,120 @@
+"""ResNet in PyTorch with torchvision's module names and shapes, so its checkpoints load strictly.
+
+`nnzoo/keras_impl/resnet.py` is the same network, block for block. Module paths are the
+contract (`conv1`, `bn1`, `layer1.0.conv1`, `layer2.0.downsample.0`, `fc`): weight transfer and
+torchvision state dicts both rely on them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nnzoo.specs.resnet import ResNetSpec
+from nnzoo.torch_impl.layers import ZooModule, norm
+
+# ReLUs are not in place (torchvision's are): same weights and outputs, and forward hooks (the
+# layer-by-layer parity report) see each module's own output, not one rewritten afterwards.
+
+
+def conv(spec: ResNetSpec, c_in: int, c_out: int, kernel: int, stride: int = 1,
+         groups: int = 1) -> nn.Conv2d:
+    """A convolution padded like torchvision's (kernel // 2 on every side), bias from the spec."""
+    return nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=spec.conv_bias)
+
+
+def downsample(spec: ResNetSpec, c_in: int, c_out: int, stride: int) -> nn.Sequential | None:
+    """The projection shortcut (1x1 conv + BN), needed when the stride or the width changes."""
+    if stride == 1 and c_in == c_out:
+        return None
+    return nn.Sequential(conv(spec, c_in, c_out, 1, stride), norm(spec, "batch", c_out, dims=2))
+
+
+class Block(nn.Module):
+    """What both block types share: the shortcut (identity, or `downsample` when set)."""
+
+    downsample: nn.Sequential | None
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.downsample is None else self.downsample(x)
+
+
+class BasicBlock(Block):
+    """3x3 -> 3x3, plus the shortcut; used by ResNet-18/34."""
+
+    def __init__(self, spec: ResNetSpec, c_in: int, width: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = conv(spec, c_in, width, 3, stride)
+        self.bn1 = norm(spec, "batch", width, dims=2)
+        self.relu = nn.ReLU()
+        self.conv2 = conv(spec, width, width, 3)
+        self.bn2 = norm(spec, "batch", width, dims=2)
+        self.downsample = downsample(spec, c_in, width, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class Bottleneck(Block):
+    """1x1 reduce -> grouped 3x3 (carrying the stride: v1.5) -> 1x1 expand, plus the shortcut."""
+
+    def __init__(self, spec: ResNetSpec, c_in: int, width: int, stride: int) -> None:
+        super().__init__()
+        inner, c_out = spec.inner_width(width), width * spec.expansion
+        self.conv1 = conv(spec, c_in, inner, 1)
+        self.bn1 = norm(spec, "batch", inner, dims=2)
+        self.conv2 = conv(spec, inner, inner, 3, stride, groups=spec.groups)
+        self.bn2 = norm(spec, "batch", inner, dims=2)
+        self.conv3 = conv(spec, inner, c_out, 1)
+        self.bn3 = norm(spec, "batch", c_out, dims=2)
+        self.relu = nn.ReLU()
+        self.downsample = downsample(spec, c_in, c_out, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + self.shortcut(x))
+
+
+BLOCKS: dict[str, type[Block]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
+def stage(spec: ResNetSpec, index: int, c_in: int) -> nn.Sequential:
+    """`layer{index+1}`: its first block changes stride and width, the rest keep them."""
+    block, width = BLOCKS[spec.block], spec.widths[index]
+    c_out = width * spec.expansion
+    blocks = [block(spec, c_in, width, spec.stage_stride(index))]
+    blocks += [block(spec, c_out, width, 1) for _ in range(1, spec.layers[index])]
+    return nn.Sequential(*blocks)
+
+
+class ResNet(ZooModule):
+    def __init__(self, spec: ResNetSpec) -> None:
+        super().__init__(spec)
+        if spec.stem == "imagenet":
+            self.conv1 = conv(spec, spec.in_channels, spec.stem_width, 7, 2)
+        else:
+            self.conv1 = conv(spec, spec.in_channels, spec.stem_width, 3, 1)
+        self.bn1 = norm(spec, "batch", spec.stem_width, dims=2)
+        self.relu = nn.ReLU()
+        # The small-image stem has no pool; Identity keeps forward() and module paths uniform.
+        self.maxpool = nn.MaxPool2d(3, 2, 1) if spec.stem == "imagenet" else nn.Identity()
+        c_in = spec.stem_width
+        for i in range(len(spec.layers)):
+            self.add_module(f"layer{i + 1}", stage(spec, i, c_in))
+            c_in = spec.widths[i] * spec.expansion
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(c_in, spec.num_classes) if spec.num_classes else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for i in range(len(self.spec.layers)):
+            x = getattr(self, f"layer{i + 1}")(x)
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def build(spec: ResNetSpec) -> ResNet:
+    return ResNet(spec)

@@ -1,0 +1,143 @@
+"""The recurrent family: seeds' counts and maths, padding, batch independence, validation."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import nnzoo
+from nnzoo.convert import transfer_weights
+from nnzoo.parity import count_params, run
+from nnzoo.specs.recurrent import RecurrentSpec
+
+BACKENDS = ("torch", "keras")
+TINY = dict(input="tokens", vocab_size=20, embed_dim=6, padding_idx=3, hidden_size=8,
+            num_layers=2, dropout=0.2, num_classes=4)
+
+
+def padded(sequences: list[np.ndarray], pad: int) -> np.ndarray:
+    """Right-pad 1-D id arrays to one (batch, time) int64 array."""
+    out = np.full((len(sequences), max(map(len, sequences))), pad, dtype=np.int64)
+    for i, s in enumerate(sequences):
+        out[i, : len(s)] = s
+    return out
+
+
+def sequences(spec: RecurrentSpec, lengths: tuple[int, ...], seed: int = 0) -> list[np.ndarray]:
+    x = spec.replace(seq_len=max(lengths)).example_input(len(lengths), seed)
+    return [row[:n] for row, n in zip(x, lengths)]
+
+
+# ---- the seeds ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, count", [("lstm", 251_146), ("bilstm", 633_354)])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_seed_counts(name: str, count: int, backend: str) -> None:
+    c = count_params(nnzoo.build(name, backend))
+    assert (c.trainable, c.non_trainable) == (count, 0)
+
+
+@pytest.mark.parametrize("name, summary", [("lstm", "final"), ("bilstm", "final"), ("bilstm", "last")])
+def test_seed_models_load_and_agree(name: str, summary: str) -> None:
+    """The seeds' modules (nn.LSTM + fc) load our state dict and compute the same numbers.
+
+    seeds/000 reads h_n[-1] (= summary "final" for one direction); seeds/003 reads out[:, -1],
+    which is summary "last" (its backward half has seen one step); "final" reads h_n[-2:].
+    """
+    import torch
+    from torch import nn
+
+    model = nnzoo.build(name, "torch", seed=0, summary=summary).eval()
+    spec = model.spec
+    lstm = nn.LSTM(spec.input_size, spec.hidden_size, spec.num_layers, batch_first=True,
+                   dropout=spec.dropout, bidirectional=spec.bidirectional)
+    fc = nn.Linear(spec.summary_size, spec.num_classes)
+    state = model.state_dict()
+    lstm.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("lstm.")}, strict=True)
+    fc.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")}, strict=True)
+    x = torch.from_numpy(spec.example_input(3, 1))
+    with torch.no_grad():
+        out, (h_n, _) = lstm.eval()(x)
+        if summary == "last":
+            seed_y = fc(out[:, -1])
+        else:
+            seed_y = fc(torch.cat(list(h_n[-spec.directions:]), dim=1))
+        np.testing.assert_allclose(model(x).numpy(), seed_y.numpy(), atol=1e-6)
+
+
+# ---- padding: a padded sequence gives its result alone -----------------------------------------
+CONFIGS = [dict(cell=c, bidirectional=b, summary=s)
+           for c, b, s in itertools.product(("lstm", "gru"), (False, True), ("final", "last", "mean"))]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(map(str, c.values())))
+def test_padding_invariance(backend: str, config: dict) -> None:
+    spec = RecurrentSpec(**TINY, **config)
+    model = nnzoo.build(spec, backend, seed=1)
+    seqs = sequences(spec, (5, 2, 1, 4))
+    together = run(model, padded(seqs, spec.padding_idx))
+    for i, s in enumerate(seqs):
+        alone = run(model, s[None])
+        np.testing.assert_allclose(together[i], alone[0], atol=1e-5, err_msg=f"sequence {i}")
+
+
+@pytest.mark.parametrize("config", CONFIGS[3:9], ids=lambda c: "-".join(map(str, c.values())))
+def test_padded_batch_agrees_across_backends(config: dict) -> None:
+    """After a transfer either way, both backends read the same padded batch identically."""
+    spec = RecurrentSpec(**TINY, **config)
+    x = padded(sequences(spec, (6, 3, 1)), spec.padding_idx)
+    for src, dst in (("torch", "keras"), ("keras", "torch")):
+        a, b = nnzoo.build(spec, src, seed=2), nnzoo.build(spec, dst, seed=3)
+        transfer_weights(a, b)
+        np.testing.assert_allclose(run(a, x), run(b, x), atol=1e-5, err_msg=f"{src}->{dst}")
+
+
+# ---- batch independence -------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("overrides", [dict(input="features", input_size=5), dict(input="tokens")])
+def test_batch_independence(backend: str, overrides: dict) -> None:
+    spec = RecurrentSpec(**{**TINY, **overrides, "bidirectional": True, "seq_len": 5})
+    model = nnzoo.build(spec, backend, seed=0)
+    x = spec.example_input(3, seed=0)
+    others = spec.example_input(3, seed=1)
+    others[0] = x[0]
+    np.testing.assert_allclose(run(model, x)[0], run(model, others)[0], atol=1e-6)
+
+
+# ---- random small configurations ---------------------------------------------------------------
+def random_specs(n: int, seed: int = 0) -> list[RecurrentSpec]:
+    rng = np.random.default_rng(seed)
+    specs = []
+    for _ in range(n):
+        tokens = bool(rng.integers(2))
+        specs.append(RecurrentSpec(
+            cell=str(rng.choice(["lstm", "gru"])), input="tokens" if tokens else "features",
+            input_size=int(rng.integers(1, 7)), vocab_size=int(rng.integers(2, 30)),
+            embed_dim=int(rng.integers(1, 7)), hidden_size=int(rng.integers(1, 9)),
+            num_layers=int(rng.integers(1, 4)), bidirectional=bool(rng.integers(2)),
+            summary=str(rng.choice(["final", "last", "mean"])),
+            hidden_sizes=tuple(int(h) for h in rng.integers(1, 9, size=rng.integers(0, 3))),
+            num_classes=int(rng.integers(0, 5)), seq_len=int(rng.integers(1, 6)),
+        ))
+    return specs
+
+
+@pytest.mark.parametrize("spec", random_specs(6), ids=lambda s: f"{s.cell}-{s.input}")
+def test_random_configs_match(spec: RecurrentSpec) -> None:
+    report = nnzoo.check_parity(spec, numeric=True)
+    assert report.ok, str(report)
+
+
+# ---- validation ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("field, value", [
+    ("cell", "rnn"), ("hidden_size", 0), ("num_layers", 0), ("input_size", -1),
+    ("summary", "max"), ("padding_idx", 20), ("dropout", 1.0), ("num_classes", -1),
+    ("hidden_sizes", (4, 0)), ("bidirectional", "yes"),
+])
+def test_validation(field: str, value: object) -> None:
+    with pytest.raises(nnzoo.SpecError) as err:
+        RecurrentSpec(**{**TINY, field: value})
+    assert err.value.field.startswith(field)
+    assert repr(value) in str(err.value) or str(value) in str(err.value)
