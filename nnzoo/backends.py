@@ -45,7 +45,28 @@ def require(backend: object) -> str:
         # nnzoo's Keras builds are tested on the TensorFlow backend; say so rather than guess.
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        _import_tensorflow_quietly()
     return backend  # type: ignore[return-value]
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up chatter (oneDNN, CUDA-stub notices) silenced.
+
+    Those lines are written to file descriptor 2 before TensorFlow's logging is set up, so no
+    environment variable reaches them. Python-level errors are raised as usual, after the
+    descriptor is restored.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def impl(backend: str, family: str) -> Any:

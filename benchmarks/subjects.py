@@ -1,0 +1,197 @@
+"""What is measured: nnzoo builds, and the reference implementations of the same networks.
+
+A subject is named by its implementation and model: ("nnzoo", "resnet50") is `nnzoo.build`;
+("torchvision", "resnet50") is torchvision's class built with the sizes of nnzoo's resnet50
+spec, and so on. References are derived from the spec, not from a second table of names, so
+every ResNet and ViT variant in the zoo is compared against the same classes at the same sizes;
+a spec a reference cannot express (a CIFAR stem, grouped convolutions for keras-hub, a ViT
+without a class token) simply has no such reference.
+
+References and their availability here:
+- PyTorch: torchvision (ResNet, ViT), timm (ResNet, ViT).
+- Keras: keras.applications (ResNet50/101/152 v1 only: the stride sits in the first 1x1
+  convolution, a few % fewer FLOPs than v1.5; no ViT), keras-hub (ResNet, ViT backbones, given
+  the same pooling + dense head as nnzoo's classifiers).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+import nnzoo
+from nnzoo.specs.base import Spec
+
+TORCH_REFS = ("torchvision", "timm")
+KERAS_REFS = ("keras.applications", "keras_hub")
+PACKAGES = {"torchvision": "torchvision", "timm": "timm", "keras.applications": "keras",
+            "keras_hub": "keras_hub"}
+
+
+def backend_of_impl(impl: str) -> str:
+    return "torch" if impl in TORCH_REFS else "keras"
+
+
+def installed(impl: str) -> bool:
+    return importlib.util.find_spec(PACKAGES[impl]) is not None
+
+
+def _torchvision() -> Any:
+    # torchvision's wheel is built for CUDA PyTorch; its compiled ops do not load on the CPU
+    # build, but the model definitions are pure Python and need none of them.
+    sys.modules.setdefault("torchvision._meta_registrations",
+                           types.ModuleType("torchvision._meta_registrations"))
+    import torchvision
+
+    return torchvision.models
+
+
+def _plain_resnet(spec: Spec) -> bool:
+    return (spec.stem == "imagenet" and spec.stem_width == 64 and len(spec.layers) == 4
+            and tuple(spec.widths) == (64, 128, 256, 512) and spec.in_channels == 3
+            and not spec.conv_bias and spec.num_classes > 0)
+
+
+def _plain_vit(spec: Spec) -> bool:
+    return spec.class_token and spec.image_size[0] == spec.image_size[1] and spec.num_classes > 0
+
+
+# ---- PyTorch references --------------------------------------------------------------------------
+def _torchvision_resnet(spec: Spec) -> Any:
+    resnet = _torchvision().resnet
+    block = resnet.Bottleneck if spec.block == "bottleneck" else resnet.BasicBlock
+    return resnet.ResNet(block, list(spec.layers), num_classes=spec.num_classes,
+                         groups=spec.groups, width_per_group=spec.base_width)
+
+
+def _torchvision_vit(spec: Spec) -> Any:
+    vt = _torchvision().vision_transformer
+    return vt.VisionTransformer(image_size=spec.image_size[0], patch_size=spec.patch_size,
+                                num_layers=spec.depth, num_heads=spec.num_heads,
+                                hidden_dim=spec.embed_dim, mlp_dim=spec.mlp_dim,
+                                num_classes=spec.num_classes)
+
+
+def _timm_resnet(spec: Spec) -> Any:
+    _torchvision()  # timm imports torchvision when it is installed
+    from timm.models import resnet
+
+    block = resnet.Bottleneck if spec.block == "bottleneck" else resnet.BasicBlock
+    return resnet.ResNet(block=block, layers=list(spec.layers), num_classes=spec.num_classes,
+                         cardinality=spec.groups, base_width=spec.base_width)
+
+
+def _timm_vit(spec: Spec) -> Any:
+    _torchvision()
+    from timm.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(img_size=spec.image_size, patch_size=spec.patch_size,
+                             embed_dim=spec.embed_dim, depth=spec.depth, num_heads=spec.num_heads,
+                             mlp_ratio=spec.mlp_dim / spec.embed_dim,
+                             num_classes=spec.num_classes)
+
+
+# ---- Keras references ----------------------------------------------------------------------------
+def _keras_applications_resnet(spec: Spec) -> Any:
+    import keras
+
+    apps = {(3, 4, 6, 3): keras.applications.ResNet50, (3, 4, 23, 3): keras.applications.ResNet101,
+            (3, 8, 36, 3): keras.applications.ResNet152}
+    return apps[tuple(spec.layers)](weights=None, classes=spec.num_classes,
+                                    input_shape=(*spec.image_size, 3))
+
+
+def _with_head(backbone: Any, spec: Spec, pool: str) -> Any:
+    """A classifier over a keras-hub backbone: the head nnzoo's builds have (pool, dense)."""
+    import keras
+
+    x = backbone.output
+    x = keras.layers.GlobalAveragePooling2D()(x) if pool == "avg" else x[:, 0]
+    return keras.Model(backbone.input, keras.layers.Dense(spec.num_classes)(x))
+
+
+def _keras_hub_resnet(spec: Spec) -> Any:
+    from keras_hub.models import ResNetBackbone
+
+    backbone = ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[7],
+        stackwise_num_filters=list(spec.widths), stackwise_num_blocks=list(spec.layers),
+        stackwise_num_strides=[1, 2, 2, 2],
+        block_type="bottleneck_block" if spec.block == "bottleneck" else "basic_block",
+        image_shape=(*spec.image_size, 3))
+    return _with_head(backbone, spec, "avg")
+
+
+def _keras_hub_vit(spec: Spec) -> Any:
+    from keras_hub.models import ViTBackbone
+
+    backbone = ViTBackbone(image_shape=(*spec.image_size, spec.in_channels),
+                           patch_size=(spec.patch_size, spec.patch_size), num_layers=spec.depth,
+                           num_heads=spec.num_heads, hidden_dim=spec.embed_dim,
+                           mlp_dim=spec.mlp_dim, layer_norm_epsilon=spec.ln_eps)
+    return _with_head(backbone, spec, "token")
+
+
+Builder = Callable[[Spec], Any]
+
+#: (implementation, family) -> (can it express this spec?, build it)
+REFERENCES: dict[tuple[str, str], tuple[Callable[[Spec], bool], Builder]] = {
+    ("torchvision", "resnet"): (_plain_resnet, _torchvision_resnet),
+    ("torchvision", "vit"): (_plain_vit, _torchvision_vit),
+    ("timm", "resnet"): (_plain_resnet, _timm_resnet),
+    ("timm", "vit"): (_plain_vit, _timm_vit),
+    ("keras.applications", "resnet"): (
+        lambda s: _plain_resnet(s) and s.block == "bottleneck" and s.groups == 1
+        and s.base_width == 64 and tuple(s.layers) in {(3, 4, 6, 3), (3, 4, 23, 3), (3, 8, 36, 3)},
+        _keras_applications_resnet),
+    ("keras_hub", "resnet"): (lambda s: _plain_resnet(s) and s.groups == 1 and s.base_width == 64,
+                              _keras_hub_resnet),
+    ("keras_hub", "vit"): (_plain_vit, _keras_hub_vit),
+}
+
+
+def references(name: str) -> dict[str, str]:
+    """impl -> "ok" or why it is not measured, for the references of model `name`."""
+    spec = nnzoo.get_spec(name)
+    found = {}
+    for impl in (*TORCH_REFS, *KERAS_REFS):
+        entry = REFERENCES.get((impl, spec.family))
+        if entry is None:
+            continue
+        if not entry[0](spec):
+            found[impl] = f"{impl} cannot express this {spec.family} spec"
+        elif not installed(impl):
+            found[impl] = (f"{impl} is not installed (`make bench` installs it: "
+                           "pip install -c constraints.txt -e '.[bench]')")
+        else:
+            found[impl] = "ok"
+    return found
+
+
+def preload(impl: str, name: str, backend: str) -> None:
+    """Import the code that builds the subject, so that a build's time and memory are its own."""
+    import importlib
+
+    family = nnzoo.get_spec(name).family
+    if impl == "nnzoo":
+        importlib.import_module(f"nnzoo.{backend}_impl.{family}")
+    elif impl == "torchvision":
+        _torchvision()
+    elif impl == "timm":
+        _torchvision()
+        importlib.import_module("timm.models")
+    elif impl == "keras_hub":
+        importlib.import_module("keras_hub.models")
+    else:
+        importlib.import_module("keras.applications")
+
+
+def build(impl: str, name: str, backend: str) -> Any:
+    """Build the subject; seeded so that every run measures the same weights."""
+    if impl == "nnzoo":
+        return nnzoo.build(name, backend, seed=0)
+    spec = nnzoo.get_spec(name)
+    return REFERENCES[(impl, spec.family)][1](spec)
