@@ -7,7 +7,15 @@ from typing import Any
 import keras
 from keras import layers
 
-from nnzoo.keras_impl.layers import ZooModel, activation, conv2d, conv_padding, norm, pool2d
+from nnzoo.keras_impl.layers import (
+    ZooModel,
+    activation,
+    conv2d,
+    conv_padding,
+    dense_block,
+    norm,
+    pool2d,
+)
 from nnzoo.specs.cnn import CNNSpec, ConvStage
 
 
@@ -31,13 +39,6 @@ def stage(spec: CNNSpec, st: ConvStage, x: Any, name: str) -> Any:
     return x
 
 
-def classifier_block(spec: CNNSpec, x: Any, width: int, name: str) -> Any:
-    x = layers.Dense(width, name=f"{name}.fc")(x)
-    x = activation(spec.activation, name=f"{name}.act")(x)
-    if spec.dropout:
-        x = layers.Dropout(spec.dropout, name=f"{name}.drop")(x)
-    return x
-
 
 def graph(spec: CNNSpec) -> tuple[Any, Any]:
     fixed = spec.global_pool == "flatten"
@@ -55,7 +56,7 @@ def graph(spec: CNNSpec) -> tuple[Any, Any]:
     else:
         x = layers.GlobalMaxPooling2D(name="pool")(x)
     for i, width in enumerate(spec.hidden_sizes):
-        x = classifier_block(spec, x, width, f"classifier.{i}")
+        x = dense_block(x, width, act=spec.activation, dropout=spec.dropout, name=f"classifier.{i}")
     if spec.num_classes:
         x = layers.Dense(spec.num_classes, name="head")(x)
     return inputs, x

@@ -136,6 +136,18 @@ def norm(spec: Any, kind: str, *, name: str) -> layers.Layer:
     raise ValueError(f"unknown norm {kind!r}")
 
 
+def dense_block(x: Any, width: int, *, act: str, dropout: float, bias: bool = True,
+                norm_layer: layers.Layer | None = None, name: str) -> Any:
+    """fc -> [norm] -> act -> [drop]: an MLP's hidden layer, and a classifier head's."""
+    x = layers.Dense(width, use_bias=bias, name=f"{name}.fc")(x)
+    if norm_layer is not None:
+        x = norm_layer(x)
+    x = activation(act, name=f"{name}.act")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name=f"{name}.drop")(x)
+    return x
+
+
 def conv_padding(x: Any, kernel: int, stride: int, padding: int, name: str) -> tuple[Any, str]:
     """Apply PyTorch's symmetric `padding`; returns the tensor and the Keras padding mode to use.
 

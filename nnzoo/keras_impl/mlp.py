@@ -7,26 +7,18 @@ from typing import Any
 import keras
 from keras import layers
 
-from nnzoo.keras_impl.layers import ZooModel, activation, norm
+from nnzoo.keras_impl.layers import ZooModel, dense_block, norm
 from nnzoo.specs.mlp import MLPSpec
-
-
-def hidden_block(spec: MLPSpec, x: Any, width: int, name: str) -> Any:
-    """fc -> norm -> act -> drop, with the PyTorch twin's module paths as layer names."""
-    x = layers.Dense(width, use_bias=spec.bias, name=f"{name}.fc")(x)
-    if spec.norm != "none":
-        x = norm(spec, spec.norm, name=f"{name}.norm")(x)
-    x = activation(spec.activation, name=f"{name}.act")(x)
-    if spec.dropout:
-        x = layers.Dropout(spec.dropout, name=f"{name}.drop")(x)
-    return x
 
 
 def graph(spec: MLPSpec) -> tuple[Any, Any]:
     inputs = keras.Input(shape=(spec.input_size,), name="input")
     x = inputs
     for i, width in enumerate(spec.hidden_sizes):
-        x = hidden_block(spec, x, width, f"hidden.{i}")
+        name = f"hidden.{i}"
+        norm_layer = None if spec.norm == "none" else norm(spec, spec.norm, name=f"{name}.norm")
+        x = dense_block(x, width, act=spec.activation, dropout=spec.dropout, bias=spec.bias,
+                        norm_layer=norm_layer, name=name)
     if spec.num_classes:
         x = layers.Dense(spec.num_classes, name="head")(x)
     return inputs, x

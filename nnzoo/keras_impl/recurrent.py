@@ -24,7 +24,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from nnzoo.keras_impl.layers import ZooModel, activation, serializable
+from nnzoo.keras_impl.layers import ZooModel, dense_block, serializable
 from nnzoo.specs.recurrent import RecurrentSpec
 
 
@@ -221,13 +221,6 @@ class LastStep(layers.Layer):
         return ops.take_along_axis(x, last[:, None, None], axis=1)[:, 0]
 
 
-def classifier_block(spec: RecurrentSpec, x: Any, width: int, name: str) -> Any:
-    x = layers.Dense(width, name=f"{name}.fc")(x)
-    x = activation(spec.activation, name=f"{name}.act")(x)
-    if spec.head_dropout:
-        x = layers.Dropout(spec.head_dropout, name=f"{name}.drop")(x)
-    return x
-
 
 def graph(spec: RecurrentSpec) -> tuple[Any, Any]:
     if spec.input == "tokens":
@@ -249,7 +242,8 @@ def graph(spec: RecurrentSpec) -> tuple[Any, Any]:
     else:
         x = MaskedMean(name="summary")(x, real)
     for i, width in enumerate(spec.hidden_sizes):
-        x = classifier_block(spec, x, width, f"classifier.{i}")
+        x = dense_block(x, width, act=spec.activation, dropout=spec.head_dropout,
+                        name=f"classifier.{i}")
     if spec.num_classes:
         x = layers.Dense(spec.num_classes, name="head")(x)
     return inputs, x

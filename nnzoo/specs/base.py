@@ -179,6 +179,24 @@ class Spec:
         return set()
 
 
+class ImageSpec(Spec):
+    """Base of the image families: input (in_channels, *image_size), NCHW canonical, NHWC in Keras.
+
+    Subclasses declare the `in_channels` and `image_size` fields themselves (with their own
+    defaults); this class adds no field, only the input description they share.
+    """
+
+    in_channels: int
+    image_size: tuple[int, int]
+
+    @property
+    def input_kind(self) -> IOKind:
+        return "image"
+
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.in_channels, *self.image_size)
+
+
 # ---- helpers: typed coercion from Python/JSON values ----------------------------------------
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from nnzoo.specs.base import Activation, IOKind, Part, Spec
+from nnzoo.specs.base import Activation, ImageSpec, Part
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,7 +28,7 @@ class ConvStage(Part):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CNNSpec(Spec):
+class CNNSpec(ImageSpec):
     """A plain CNN classifier on (batch, in_channels, *image_size) images."""
 
     family = "cnn"
@@ -82,12 +82,6 @@ class CNNSpec(Spec):
                     size[d] = (size[d] + 2 * s.pool_padding - s.pool_size) // s.pool_stride + 1
         return size[0], size[1]
 
-    @property
-    def input_kind(self) -> IOKind:
-        return "image"
-
-    def input_shape(self) -> tuple[int, ...]:
-        return (self.in_channels, *self.image_size)
 
     def flexible_axes(self, *, channels_last: bool) -> set[int]:
         """With global pooling any image size works; flattening fixes it."""

@@ -13,14 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from nnzoo.specs.base import IOKind, Spec
+from nnzoo.specs.base import ImageSpec
 
 #: Output channels per stage width: a bottleneck expands its width four times.
 EXPANSION = {"basic": 1, "bottleneck": 4}
 
 
 @dataclass(frozen=True, kw_only=True)
-class ResNetSpec(Spec):
+class ResNetSpec(ImageSpec):
     """A ResNet classifier on (batch, in_channels, H, W) images of any size (global average pool).
 
     stem: "imagenet" is torchvision's 7x7/2 convolution and 3x3/2 max-pool (a 224 image reaches
@@ -86,12 +86,6 @@ class ResNetSpec(Spec):
         return self.widths[-1] * self.expansion
 
     # ---- input and output ------------------------------------------------------------------------
-    @property
-    def input_kind(self) -> IOKind:
-        return "image"
-
-    def input_shape(self) -> tuple[int, ...]:
-        return (self.in_channels, *self.image_size)
 
     def flexible_axes(self, *, channels_last: bool) -> set[int]:
         """Global average pooling: any height and width (>= 1) works."""

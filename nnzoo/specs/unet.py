@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from nnzoo.errors import InputShapeError
-from nnzoo.specs.base import Activation, IOKind, Spec
+from nnzoo.specs.base import Activation, ImageSpec, IOKind
 
 
 @dataclass(frozen=True, kw_only=True)
-class UNetSpec(Spec):
+class UNetSpec(ImageSpec):
     """Per-pixel classifier on (batch, in_channels, H, W) images; H and W multiples of 2**depth.
 
     `image_size` only sets the size of example inputs: any H, W divisible by 2**depth is accepted.
@@ -72,15 +72,8 @@ class UNetSpec(Spec):
 
     # ---- input and output ---------------------------------------------------------------------
     @property
-    def input_kind(self) -> IOKind:
-        return "image"
-
-    @property
     def output_kind(self) -> IOKind:
         return "image"
-
-    def input_shape(self) -> tuple[int, ...]:
-        return (self.in_channels, *self.image_size)
 
     def output_shape(self, batch: int = 2) -> tuple[int, ...]:
         return (batch, self.num_classes, *self.image_size)

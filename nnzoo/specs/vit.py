@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nnzoo.specs.base import Activation, IOKind, Spec
+from nnzoo.specs.base import Activation, ImageSpec
 
 
 @dataclass(frozen=True, kw_only=True)
-class ViTSpec(Spec):
+class ViTSpec(ImageSpec):
     """A ViT classifier on (batch, in_channels, *image_size) images.
 
     The position embeddings have one row per patch (plus one for the class token), so
@@ -65,12 +65,6 @@ class ViTSpec(Spec):
         return gh * gw + int(self.class_token)
 
     # ---- input and output ---------------------------------------------------------------------
-    @property
-    def input_kind(self) -> IOKind:
-        return "image"
-
-    def input_shape(self) -> tuple[int, ...]:
-        return (self.in_channels, *self.image_size)
 
     def output_shape(self, batch: int = 2) -> tuple[int, ...]:
         return (batch, self.num_classes or self.embed_dim)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from nnzoo.specs.cnn import CNNSpec, ConvStage
-from nnzoo.torch_impl.layers import ZooModule, activation, norm, pool2d
+from nnzoo.torch_impl.layers import ZooModule, activation, dense_block, norm, pool2d
 
 
 def stage(spec: CNNSpec, st: ConvStage, c_in: int) -> nn.Sequential:
@@ -31,14 +31,6 @@ def stage(spec: CNNSpec, st: ConvStage, c_in: int) -> nn.Sequential:
     return nn.Sequential(parts)
 
 
-def classifier_block(spec: CNNSpec, width_in: int, width: int) -> nn.Sequential:
-    parts: OrderedDict[str, nn.Module] = OrderedDict(
-        fc=nn.Linear(width_in, width), act=activation(spec.activation)
-    )
-    if spec.dropout:
-        parts["drop"] = nn.Dropout(spec.dropout)
-    return nn.Sequential(parts)
-
 
 class CNN(ZooModule):
     def __init__(self, spec: CNNSpec) -> None:
@@ -55,7 +47,8 @@ class CNN(ZooModule):
             width = channels[-1]
         widths = (width, *spec.hidden_sizes)
         self.classifier = nn.ModuleList(
-            classifier_block(spec, a, b) for a, b in zip(widths, widths[1:])
+            dense_block(a, b, act=spec.activation, dropout=spec.dropout)
+            for a, b in zip(widths, widths[1:])
         )
         self.head = nn.Linear(widths[-1], spec.num_classes) if spec.num_classes else nn.Identity()
 

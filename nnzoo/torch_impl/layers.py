@@ -5,6 +5,7 @@ Every argument on which PyTorch and Keras defaults differ is passed explicitly f
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -69,6 +70,18 @@ def norm(spec: Any, kind: str, channels: int, *, dims: int) -> nn.Module:
     if kind == "layer":
         return nn.LayerNorm(channels, eps=spec.ln_eps)
     raise ValueError(f"unknown norm {kind!r}")
+
+
+def dense_block(width_in: int, width: int, *, act: str, dropout: float, bias: bool = True,
+                norm_layer: nn.Module | None = None) -> nn.Sequential:
+    """fc -> [norm] -> act -> [drop]: an MLP's hidden layer, and a classifier head's."""
+    parts: OrderedDict[str, nn.Module] = OrderedDict(fc=nn.Linear(width_in, width, bias=bias))
+    if norm_layer is not None:
+        parts["norm"] = norm_layer
+    parts["act"] = activation(act)
+    if dropout:
+        parts["drop"] = nn.Dropout(dropout)
+    return nn.Sequential(parts)
 
 
 def pool2d(kind: str, size: int, stride: int, padding: int) -> nn.Module:

@@ -8,14 +8,12 @@ states are those of its last real step, in both directions.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nnzoo.specs.recurrent import RecurrentSpec
-from nnzoo.torch_impl.layers import ZooModule, activation
+from nnzoo.torch_impl.layers import ZooModule, dense_block
 
 
 def step_lengths(tokens: torch.Tensor, padding_idx: int) -> torch.Tensor:
@@ -37,14 +35,6 @@ def masked_mean(x: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
     return total / real.sum(dim=1, keepdim=True).clamp(min=1).to(x.dtype)
 
 
-def classifier_block(spec: RecurrentSpec, width_in: int, width: int) -> nn.Sequential:
-    parts: OrderedDict[str, nn.Module] = OrderedDict(
-        fc=nn.Linear(width_in, width), act=activation(spec.activation)
-    )
-    if spec.head_dropout:
-        parts["drop"] = nn.Dropout(spec.head_dropout)
-    return nn.Sequential(parts)
-
 
 class Recurrent(ZooModule):
     """embedding (token input) -> `lstm`/`gru` stack -> summary -> classifier blocks -> head."""
@@ -63,7 +53,8 @@ class Recurrent(ZooModule):
         ))
         widths = (spec.summary_size, *spec.hidden_sizes)
         self.classifier = nn.ModuleList(
-            classifier_block(spec, a, b) for a, b in zip(widths, widths[1:])
+            dense_block(a, b, act=spec.activation, dropout=spec.head_dropout)
+            for a, b in zip(widths, widths[1:])
         )
         self.head = nn.Linear(widths[-1], spec.num_classes) if spec.num_classes else nn.Identity()
 
