@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -259,6 +260,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Keras runs grouped convolutions (ResNeXt) through a tf.function per call in eager mode, and
+    # TensorFlow warns about the retracing each time: noise for a command-line user.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     args = make_parser().parse_args(argv)
     if getattr(args, "layers", False):
         args.numeric = True

@@ -37,14 +37,14 @@ class Entry:
 
 def _keras_check(cost: Cost) -> tuple[tuple[int, int], str]:
     """Build the Keras twin: its counts, and its output shape traced symbolically."""
-    import keras
-
     from nnzoo import backends
     from nnzoo.layout import from_keras, to_keras
     from nnzoo.parity import count_params
 
     spec = cost.spec
-    model = backends.build_native(spec, "keras")
+    model = backends.build_native(spec, "keras")  # first: it imports TensorFlow quietly
+    import keras
+
     c = count_params(model)
     x = to_keras(spec.example_input(2), spec.input_kind)
     out = model.compute_output_spec(keras.KerasTensor(x.shape, dtype=str(x.dtype)))
