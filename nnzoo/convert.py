@@ -59,6 +59,7 @@ def _dense(layer: Any) -> list[Link]:
 
 def _conv(layer: Any) -> list[Link]:
     # OIHW <-> HWIO; with groups, Keras's I is in_channels // groups exactly like PyTorch's.
+    # A transposed convolution is the same permutation: (in, out, kh, kw) <-> (kh, kw, out, in).
     links = [transposed(f"{layer.name}.weight", layer.kernel, (2, 3, 1, 0))]
     if layer.use_bias:
         links.append(same(f"{layer.name}.bias", layer.bias))
@@ -77,14 +78,6 @@ def _depthwise(layer: Any) -> list[Link]:
         return [t[:, 0].transpose(1, 2, 0).reshape(kh, kw, c, m)]
 
     links = [Link(f"{layer.name}.weight", (var,), to_torch, to_keras)]
-    if layer.use_bias:
-        links.append(same(f"{layer.name}.bias", layer.bias))
-    return links
-
-
-def _conv_transpose(layer: Any) -> list[Link]:
-    # PyTorch (in, out, kh, kw) <-> Keras (kh, kw, out, in).
-    links = [transposed(f"{layer.name}.weight", layer.kernel, (2, 3, 1, 0))]
     if layer.use_bias:
         links.append(same(f"{layer.name}.bias", layer.bias))
     return links
@@ -122,7 +115,7 @@ def _rules() -> dict[type, Callable[[Any], list[Link]]]:
         layers.Dense: _dense,
         layers.Conv2D: _conv,
         layers.DepthwiseConv2D: _depthwise,
-        layers.Conv2DTranspose: _conv_transpose,
+        layers.Conv2DTranspose: _conv,
         layers.BatchNormalization: _batch_norm,
         layers.LayerNormalization: _affine_norm,
         layers.GroupNormalization: _affine_norm,
