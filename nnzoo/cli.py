@@ -185,6 +185,12 @@ def _print_row(report: Any, *, first: bool, numeric: bool) -> None:
 
 
 # ---- entry point ------------------------------------------------------------------------------
+def model_arguments(p: argparse.ArgumentParser) -> None:
+    """NAME and its `field=value` overrides: every command about one model takes them."""
+    p.add_argument("name")
+    p.add_argument("overrides", nargs="*", metavar="field=value")
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnzoo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -195,8 +201,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="a model's spec as JSON and its counts in each backend")
-    p.add_argument("name")
-    p.add_argument("overrides", nargs="*", metavar="field=value")
+    model_arguments(p)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("parity", help="check that both builds are the same network")
@@ -213,8 +218,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_parity)
 
     p = sub.add_parser("convert", help="load a weights file into one backend and save it there")
-    p.add_argument("name")
-    p.add_argument("overrides", nargs="*", metavar="field=value")
+    model_arguments(p)
     p.add_argument("--weights", required=True, help="a .pt/.pth/.bin state dict or a .weights.h5")
     p.add_argument("--to", required=True, choices=("torch", "keras"))
     p.add_argument("--out", required=True, help="OUT.pt for --to torch, OUT.weights.h5 for keras")
@@ -229,21 +233,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-references", action="store_true", help="nnzoo's builds only")
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("explain", help="both builds side by side, and the framework differences")
-    p.add_argument("name")
-    p.add_argument("overrides", nargs="*", metavar="field=value")
+    model_arguments(p)
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("diagram", help="data-flow diagram: blocks, skips, concatenations, shapes")
-    p.add_argument("name")
-    p.add_argument("overrides", nargs="*", metavar="field=value")
+    model_arguments(p)
     p.add_argument("--format", choices=("mermaid", "dot", "svg", "png"), default="mermaid",
                    help="svg/png need Graphviz's `dot` program (system package manager)")
     p.add_argument("--out", help="file to write (default: stdout for text, NAME.FORMAT otherwise)")
     p.set_defaults(func=cmd_diagram)
 
     p = sub.add_parser("flops", help="FLOPs and memory per layer and in total")
-    p.add_argument("name")
-    p.add_argument("overrides", nargs="*", metavar="field=value")
+    model_arguments(p)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--dtype", default="float32",
                    choices=("float32", "float16", "bfloat16", "float64"))
