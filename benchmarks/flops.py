@@ -25,7 +25,7 @@ import numpy as np
 def network_flops(name: str) -> int:
     """FLOPs of one example through registered model `name` (either backend: the same network)."""
     try:
-        from nnzoo.flops import flops
+        from nnzoo.costs import flops
     except ImportError:
         return _flop_counter(name)
     return int(flops(name).flops)

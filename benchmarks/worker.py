@@ -124,7 +124,7 @@ def build_all(job: dict[str, Any]) -> dict[str, Any]:
     alone: creating and initializing the layers and weights.
     """
     from benchmarks import subjects
-    from nnzoo.parity import count_params
+    from nnzoo.runtime import count_params
 
     models = {}
     for impl in job["impls"]:

@@ -12,12 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-# `nnzoo.convert` is both a submodule (weight transfer) and the API function below. Importing
-# the submodule here, before the function is defined, makes the function win for good: a later
-# `from nnzoo.convert import ...` finds the module in sys.modules and leaves the name alone.
-from nnzoo import convert as _convert_module  # noqa: F401  (imports no framework)
-from nnzoo import errors
-from nnzoo import flops as _flops_module  # noqa: F401  (likewise for `nnzoo.flops`)
+from nnzoo import conversion, costs, errors
 from nnzoo.backends import available_backends
 from nnzoo.errors import (
     BackendError,
@@ -32,8 +27,9 @@ from nnzoo.errors import (
     WeightTransferError,
 )
 from nnzoo.fast import optimize
-from nnzoo.parity import ParamCount, ParityReport, check_parity, count_params
+from nnzoo.parity import ParityReport, check_parity
 from nnzoo.registry import get_spec, list_models, resolve, spec_from_dict
+from nnzoo.runtime import ParamCount, count_params
 from nnzoo.specs.base import Spec
 
 __version__ = "0.1.0"
@@ -69,16 +65,16 @@ def build(
     spec = resolve(name_or_spec, **overrides)
     backends.require(backend)
     if weights is not None:
-        _convert_module.check_weights_path(weights)
+        conversion.check_weights_path(weights)
     model = backends.build_native(spec, backend, seed=seed)
     if weights is not None:
-        _convert_module.load_weights(model, weights)
+        conversion.load_weights(model, weights)
     return model
 
 
 def transfer_weights(src: Any, dst: Any) -> None:
     """Copy every weight of `src` into `dst` (PyTorch <-> Keras, built from the same spec)."""
-    _convert_module.transfer_weights(src, dst)
+    conversion.transfer_weights(src, dst)
 
 
 def convert(model: Any, to: str, *, seed: int | None = None) -> Any:
@@ -86,11 +82,11 @@ def convert(model: Any, to: str, *, seed: int | None = None) -> Any:
     from nnzoo import backends
 
     backends.require(to)
-    return _convert_module.convert(model, to, seed=seed)
+    return conversion.convert(model, to, seed=seed)
 
 
 def flops(name_or_spec: str | Spec | Mapping[str, Any], *, batch: int = 1, dtype: str = "float32",
           **overrides: Any) -> Any:
     """FLOPs (a multiply-add is 2) and memory, per layer and in total, of a model in either
-    backend: computed once from the spec (`nnzoo.flops.Cost`; `print()` it for the table)."""
-    return _flops_module.flops(name_or_spec, batch=batch, dtype=dtype, **overrides)
+    backend: computed once from the spec (`nnzoo.costs.Cost`; `print()` it for the table)."""
+    return costs.flops(name_or_spec, batch=batch, dtype=dtype, **overrides)

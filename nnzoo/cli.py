@@ -45,8 +45,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from nnzoo import backends
-    from nnzoo.parity import count_params
     from nnzoo.registry import resolve
+    from nnzoo.runtime import count_params
 
     spec = resolve(args.name, **parse_overrides(args.overrides))
     info: dict[str, Any] = {"name": args.name, "spec": spec.to_dict(), "counts": {}}
@@ -90,7 +90,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     """Load IN (either framework's format) into a `--to` build and save it in that framework's."""
     import nnzoo
-    from nnzoo.convert import save_weights
+    from nnzoo.conversion import save_weights
 
     model = nnzoo.build(args.name, args.to, weights=args.weights, **parse_overrides(args.overrides))
     out = save_weights(model, args.out)
@@ -146,7 +146,7 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 
 
 def cmd_flops(args: argparse.Namespace) -> int:
-    from nnzoo.flops import flops
+    from nnzoo.costs import flops
 
     print(flops(args.name, batch=args.batch, dtype=args.dtype, **parse_overrides(args.overrides)))
     return 0

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nnzoo.errors import NnzooError
+from nnzoo.links import torch_path
 from nnzoo.registry import resolve
 from nnzoo.specs.base import Spec
 
@@ -102,7 +103,7 @@ def _producers(layer: Any) -> list[tuple[str, int]]:
     for node in getattr(layer, "_inbound_nodes", []):
         for t in node.input_tensors:
             history = t._keras_history
-            key = (history.operation.name, history.tensor_index)
+            key = (torch_path(history.operation.name), history.tensor_index)
             if key not in seen:
                 seen.append(key)
     return seen
@@ -111,23 +112,23 @@ def _producers(layer: Any) -> list[tuple[str, int]]:
 def build_graph(name_or_spec: str | Spec | dict[str, Any], **overrides: Any) -> Graph:
     """The data-flow graph of a model, from its Keras build (no weights are computed)."""
     from nnzoo import backends
-    from nnzoo.explain import keras_shapes
+    from nnzoo.tracing import keras_shapes
 
     spec = resolve(name_or_spec, **overrides)
     model = backends.build_native(spec, "keras")
-    shapes = keras_shapes(model, spec)
+    shapes = {(torch_path(n), i): s for (n, i), s in keras_shapes(model, spec).items()}
     layers = list(model.operations)  # layers, and keras.ops calls (`expand_dims`) between them
-    kinds = {layer.name: type(layer).__name__ for layer in layers}
-    reads = {layer.name: _producers(layer) for layer in layers}
-    consumers: dict[str, list[str]] = {layer.name: [] for layer in layers}
+    kinds = {torch_path(layer.name): type(layer).__name__ for layer in layers}
+    reads = {torch_path(layer.name): _producers(layer) for layer in layers}
+    consumers: dict[str, list[str]] = {torch_path(layer.name): [] for layer in layers}
     for name, sources in reads.items():
         for src, _ in sources:
             consumers[src].append(name)
-    blocks = _blocks([layer.name for layer in layers])
+    blocks = _blocks([torch_path(layer.name) for layer in layers])
     node_of: dict[str, Node] = {}
     graph = Graph(name_or_spec if isinstance(name_or_spec, str) else spec.family)
     for layer in layers:  # topological order: a chain continues or a node starts
-        name, sources = layer.name, reads[layer.name]
+        name, sources = torch_path(layer.name), reads[torch_path(layer.name)]
         group = _group(name, blocks)
         prev = node_of.get(sources[0][0]) if len(sources) == 1 else None
         chained = (prev is not None and len(consumers[sources[0][0]]) == 1
@@ -146,7 +147,7 @@ def build_graph(name_or_spec: str | Spec | dict[str, Any], **overrides: Any) -> 
             graph.edges.append(Edge(node_of[src].id, node.id, shapes.get((src, index)), skip))
     out = Node(f"n{len(graph.nodes)}", [("output", "")])
     for t in model.outputs:
-        src = t._keras_history.operation.name
+        src = torch_path(t._keras_history.operation.name)
         graph.edges.append(Edge(node_of[src].id, out.id, shapes.get((src, t._keras_history.tensor_index))))
     graph.nodes.append(out)
     for members in graph.groups().values():

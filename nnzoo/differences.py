@@ -228,7 +228,7 @@ REGISTRY: tuple[Difference, ...] = (
         "kernel_layout", "Weight layouts", "dense (out, in); conv (out, in, kh, kw)",
         "dense (in, out); conv (kh, kw, in, out)",
         "A reshape instead of a transpose fits the shapes and scrambles the weights.",
-        "one transfer rule per layer type (nnzoo/convert.py)",
+        "one transfer rule per layer type (nnzoo/links.py)",
         (), lambda c: c.has(*WEIGHTED), probe_kernel_layout,
         "max |output difference|, 3x3 conv kernel reshaped instead of transposed"),
     Difference(
@@ -276,7 +276,7 @@ def _measured(id_: str, settled: bool) -> float:
 
 
 def applicable(trace: Any) -> list[Difference]:
-    """The differences a traced PyTorch build (see `nnzoo.flops.trace`) touches."""
+    """The differences a traced PyTorch build (see `nnzoo.tracing.trace`) touches."""
     ctx = Context.of(trace)
     return [d for d in REGISTRY if d.applies(ctx)]
 

@@ -2,7 +2,7 @@
 
 One row per named layer (a PyTorch module path, which is also its Keras twin's name): the
 PyTorch module and the Keras layer(s) with their key arguments, the canonical output shape and
-the parameter count in each backend. Keras-only helpers (explicit padding `<twin>.pad`, the NCHW
+the parameter count in each backend. Keras-only helpers (explicit padding `<twin>-pad`, the NCHW
 permute before a flatten, the stacked layers `lstm.l0`, `lstm.l1` of one PyTorch `lstm`) join
 their twin's row; Keras layers for operations PyTorch writes inline in `forward` (residual
 `add`s, a concatenation) get rows of their own. The rows' counts add up to each model's total.
@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from nnzoo.parity import ParamCount
+from nnzoo.links import torch_path
 from nnzoo.registry import resolve
+from nnzoo.runtime import ParamCount
 from nnzoo.specs.base import Spec
 
 
@@ -37,7 +38,7 @@ class Row:
         out: list[str] = []
         pending: list[str] = []
         for name, text in self.keras_layers:
-            if name.endswith(".pad"):
+            if torch_path(name).endswith(".pad"):
                 pending.append(text)
                 continue
             out.append(text + "".join(f" after {p}" for p in pending))
@@ -202,32 +203,6 @@ def _twin(name: str, paths: dict[str, Row], weightless: set[str]) -> Row | None:
     return paths[stem] if stem != name and stem in weightless else None
 
 
-def keras_shapes(model: Any, spec: Spec) -> dict[tuple[str, int], tuple[int, ...]]:
-    """(layer name, output index) -> that output's shape on the example input (batch 1),
-    canonical layout. Traced symbolically: nothing is computed."""
-    import keras
-
-    from nnzoo.layout import to_keras
-
-    keys, outs = [], []
-    for layer in model.operations:  # layers, and keras.ops calls in the graph
-        produced = layer.output if isinstance(layer.output, list | tuple) else [layer.output]
-        for i, t in enumerate(produced):
-            keys.append((layer.name, i))
-            outs.append(t)
-    probe = keras.Model(model.inputs, outs)
-    x = to_keras(spec.example_input(1), spec.input_kind)
-    specs = probe.compute_output_spec(keras.KerasTensor(x.shape, dtype=str(x.dtype)))
-    specs = specs if isinstance(specs, list | tuple) else [specs]
-    shapes = {}
-    for key, s in zip(keys, specs):
-        shape = tuple(s.shape)
-        if len(shape) == 4 and spec.input_kind == "image":
-            shape = (shape[0], shape[3], shape[1], shape[2])
-        shapes[key] = shape
-    return shapes
-
-
 def _fold(rows: list[Row], modules: dict[str, Any]) -> list[Row]:
     """A Keras layer standing for a whole PyTorch container (`pool` = Sequential(avgpool,
     flatten)) takes over that container's rows when none of them has a Keras layer of its own."""
@@ -247,8 +222,8 @@ def explain(name_or_spec: str | Spec | dict[str, Any], **overrides: Any) -> Expl
     """Both builds of a model, row by row, and the framework differences it touches."""
     from nnzoo import backends
     from nnzoo.differences import Context, applicable
-    from nnzoo.flops import ordered, trace, units
-    from nnzoo.parity import count_params
+    from nnzoo.runtime import count_params
+    from nnzoo.tracing import keras_shapes, ordered, trace, units
 
     spec = resolve(name_or_spec, **overrides)
     name = name_or_spec if isinstance(name_or_spec, str) else spec.family
@@ -275,12 +250,13 @@ def explain(name_or_spec: str | Spec | dict[str, Any], **overrides: Any) -> Expl
     for layer in keras_model.layers:
         if type(layer).__name__ == "InputLayer":
             continue
-        row = _twin(layer.name, by_path, weightless)
+        path = torch_path(layer.name)
+        row = _twin(path, by_path, weightless)
         if row is None:  # an operation PyTorch writes inline: a row of its own, in graph order
-            block = modules.get(layer.name)
+            block = modules.get(path)
             where = f"end of {type(block).__name__}" if block is not None else "inline in forward"
-            row = Row(layer.name, f"({where})", shape=shapes.get((layer.name, 0)))
-            by_path[layer.name] = row
+            row = Row(path, f"({where})", shape=shapes.get((layer.name, 0)))
+            by_path[path] = row
         if row not in rows:
             rows.insert(rows.index(previous) + 1 if previous else 0, row)
         row.keras_layers.append((layer.name, describe_keras(layer)))

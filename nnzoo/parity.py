@@ -13,85 +13,12 @@ from typing import Any
 import numpy as np
 
 from nnzoo import backends
-from nnzoo.errors import DeviceError, NnzooError
+from nnzoo.errors import NnzooError
 from nnzoo.layout import from_keras, to_keras
+from nnzoo.links import keras_name, torch_path
 from nnzoo.registry import resolve
+from nnzoo.runtime import ParamCount, check_device, count_params, run
 from nnzoo.specs.base import Spec
-
-
-@dataclass(frozen=True)
-class ParamCount:
-    """Parameter counts by DESIGN.md's definition (equal between backends for every model).
-
-    trainable: torch parameters that require grad <-> Keras `trainable_weights`.
-    non_trainable: frozen parameters and persistent buffers (batch-norm running statistics; not
-    the `num_batches_tracked` counter) <-> Keras `non_trainable_weights`.
-    """
-
-    trainable: int
-    non_trainable: int
-
-    @property
-    def total(self) -> int:
-        return self.trainable + self.non_trainable
-
-    def __str__(self) -> str:
-        return f"{self.total:,} ({self.trainable:,} trainable, {self.non_trainable:,} state)"
-
-
-def count_params(model: Any) -> ParamCount:
-    """Count a PyTorch or a Keras model's parameters the same way."""
-    if backends.backend_of(model) == "torch":
-        params = dict(model.named_parameters())
-        trainable = sum(p.numel() for p in params.values() if p.requires_grad)
-        frozen = sum(p.numel() for p in params.values() if not p.requires_grad)
-        state = sum(
-            t.numel()
-            for k, t in model.state_dict(keep_vars=True).items()
-            if k not in params and not k.endswith("num_batches_tracked")
-        )
-        return ParamCount(trainable, frozen + state)
-    size = lambda ws: sum(int(np.prod(w.shape)) for w in ws)  # noqa: E731
-    return ParamCount(size(model.trainable_weights), size(model.non_trainable_weights))
-
-
-# ---- running a model in inference mode, in canonical layout -----------------------------------
-def _check_device(device: str) -> None:
-    if device not in ("cpu", "gpu"):
-        raise DeviceError(f"unknown device {device!r}; choose 'cpu' or 'gpu'")
-
-
-def gpu_status() -> tuple[bool, str]:
-    """(usable, reason): both PyTorch (CUDA) and TensorFlow must see a GPU."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return False, "PyTorch sees no CUDA device"
-    backends.require("keras")
-    import tensorflow as tf
-
-    if not tf.config.list_physical_devices("GPU"):
-        return False, "TensorFlow sees no GPU"
-    return True, ""
-
-
-def run(model: Any, x: np.ndarray, *, device: str = "cpu") -> np.ndarray:
-    """Run an nnzoo model of either backend in inference mode on canonical input `x`."""
-    _check_device(device)
-    spec = backends.spec_of(model)
-    if backends.backend_of(model) == "torch":
-        import torch
-
-        dev = torch.device("cuda" if device == "gpu" else "cpu")
-        model.eval().to(dev)
-        with torch.no_grad():
-            y = model(torch.from_numpy(x).to(dev))
-        return y.detach().cpu().numpy()
-    import tensorflow as tf
-
-    with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
-        y = model(to_keras(x, spec.input_kind), training=False)
-    return from_keras(np.asarray(y), spec.output_kind)
 
 
 # ---- the report ------------------------------------------------------------------------------
@@ -157,6 +84,17 @@ class ParityReport:
         return "\n".join(lines)
 
 
+def structural_problems(counts: dict[str, ParamCount], shapes: dict[str, tuple[int, ...]],
+                        expected: tuple[int, ...]) -> list[str]:
+    """The counts-and-shapes verdict: both counts equal, every output shape the spec's own."""
+    problems = []
+    if len(counts) == 2 and counts["torch"] != counts["keras"]:
+        problems.append(f"counts differ: torch {counts['torch']} vs keras {counts['keras']}")
+    problems += [f"{backend} output shape {shape} != expected {expected}"
+                 for backend, shape in shapes.items() if tuple(shape) != tuple(expected)]
+    return problems
+
+
 def check_parity(
     name_or_spec: str | Spec | dict[str, Any],
     *,
@@ -175,7 +113,7 @@ def check_parity(
     bound (see `ATOL`); with `layers` -- or when the outputs disagree -- each named block's
     output is compared too, and the report names the first layer where the builds diverge.
     """
-    _check_device(device)
+    check_device(device)
     spec = resolve(name_or_spec, **overrides)
     name = name_or_spec if isinstance(name_or_spec, str) else spec.family
     report = ParityReport(name=name, spec=spec, device=device,
@@ -193,15 +131,7 @@ def check_parity(
             raise
         except Exception as exc:  # a build or run failure is a finding, reported per backend
             report.problems.append(f"{backend}: {type(exc).__name__}: {exc}")
-    if len(report.counts) == 2 and report.counts["torch"] != report.counts["keras"]:
-        report.problems.append(
-            f"counts differ: torch {report.counts['torch']} vs keras {report.counts['keras']}"
-        )
-    for backend, shape in report.shapes.items():
-        if shape != report.expected_shape:
-            report.problems.append(
-                f"{backend} output shape {shape} != expected {report.expected_shape}"
-            )
+    report.problems += structural_problems(report.counts, report.shapes, report.expected_shape)
     if numeric and not report.problems:
         try:
             exact, report.layers = numeric_parity(
@@ -235,8 +165,13 @@ ATOL = 1e-5
 NOISE_FACTOR = 10.0
 
 
+def bound(scale: float, atol: float = ATOL) -> float:
+    """The largest max|diff| that passes for outputs whose largest magnitude is `scale`."""
+    return atol * max(1.0, scale)
+
+
 def within_bound(diff: float, scale: float, atol: float = ATOL) -> bool:
-    return diff <= atol * max(1.0, scale)
+    return diff <= bound(scale, atol)
 
 
 @dataclass
@@ -253,7 +188,7 @@ class Agreement:
     @property
     def bound(self) -> float:
         """The largest max|diff| that passes."""
-        fixed = ATOL * max(1.0, self.scale)
+        fixed = bound(self.scale)
         return fixed if self.dtype == "float64" else max(fixed, NOISE_FACTOR * self.noise)
 
     @property
@@ -306,7 +241,7 @@ def layer_report(torch_model: Any, keras_model: Any, x: np.ndarray) -> list[Laye
     import torch
 
     spec = backends.spec_of(torch_model)
-    keras_names = {layer.name for layer in keras_model.layers}
+    keras_names = {torch_path(layer.name) for layer in keras_model.layers}
     seen: dict[str, np.ndarray] = {}
     hooks = []
     for name, module in torch_model.named_modules():
@@ -323,7 +258,7 @@ def layer_report(torch_model: Any, keras_model: Any, x: np.ndarray) -> list[Laye
         for h in hooks:
             h.remove()
     names = list(seen)
-    outputs = [keras_model.get_layer(n).output for n in names]
+    outputs = [keras_model.get_layer(keras_name(n)).output for n in names]
     probe = keras.Model(keras_model.input, outputs)
     values = probe(to_keras(x, spec.input_kind), training=False)
     values = values if isinstance(values, list | tuple) else [values]
@@ -352,7 +287,7 @@ def exercise_state(model: Any, seed: int, x: np.ndarray | None = None) -> None:
     """
     import torch
 
-    from nnzoo.convert import load_state_dict, state_dict
+    from nnzoo.conversion import load_state_dict, state_dict
 
     spec = backends.spec_of(model)
     weights = state_dict(model)
@@ -388,7 +323,7 @@ def numeric_parity(spec: Spec, *, device: str = "cpu", batch: int = 2, seed: int
     between the networks; float32 adds each framework's own rounding (kernel choice and
     summation order), which grows with depth.
     """
-    from nnzoo.convert import transfer_weights
+    from nnzoo.conversion import transfer_weights
 
     x = spec.example_input(batch, seed)
     if x.dtype.kind == "f":

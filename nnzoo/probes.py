@@ -273,7 +273,7 @@ def probe_gelu(settled: bool) -> float:
 
 def probe_kernel_layout(settled: bool) -> float:
     torch, keras = _fw()
-    from nnzoo.convert import _conv
+    from nnzoo.links import _conv
 
     x, w = _randn(1, 4, 8, 8), _randn(8, 4, 3, 3, seed=1, scale=(2 / 36) ** 0.5)
     tc = torch.nn.Conv2d(4, 8, 3, 1, 1, bias=False)
@@ -322,8 +322,8 @@ def probe_upsample_bilinear(settled: bool) -> float:
 
 def probe_default_init(settled: bool) -> float:
     from nnzoo import backends
-    from nnzoo.convert import transfer_weights
-    from nnzoo.parity import run
+    from nnzoo.conversion import transfer_weights
+    from nnzoo.runtime import run
     from nnzoo.specs.mlp import MLPSpec
 
     spec = MLPSpec(input_size=8, hidden_sizes=(16,), num_classes=4)

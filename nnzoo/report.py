@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnzoo.flops import Cost, flops, human
+from nnzoo.costs import Cost, flops, human
 
 #: Default limit for building the Keras twin (covers ResNet-152, not ViT-L/H).
 MAX_PARAMS = 100_000_000
@@ -37,23 +37,20 @@ class Entry:
 
 def _keras_check(cost: Cost) -> tuple[tuple[int, int], str]:
     """Build the Keras twin: its counts, and its output shape traced symbolically."""
-    from nnzoo import backends
+    from nnzoo import backends, parity
     from nnzoo.layout import from_keras, to_keras
-    from nnzoo.parity import count_params
+    from nnzoo.runtime import ParamCount
 
     spec = cost.spec
     model = backends.build_native(spec, "keras")  # first: it imports TensorFlow quietly
     import keras
 
-    c = count_params(model)
+    c = parity.count_params(model)
     x = to_keras(spec.example_input(2), spec.input_kind)
     out = model.compute_output_spec(keras.KerasTensor(x.shape, dtype=str(x.dtype)))
     shape = from_keras(np.empty(out.shape, "int8"), spec.output_kind).shape
-    problems = []
-    if (c.trainable, c.non_trainable) != (cost.trainable, cost.state):
-        problems.append(f"counts differ (torch {cost.params:,}, keras {c.total:,})")
-    if tuple(shape) != spec.output_shape(2):
-        problems.append(f"keras output {tuple(shape)} != {spec.output_shape(2)}")
+    counts = {"torch": ParamCount(cost.trainable, cost.state), "keras": c}
+    problems = parity.structural_problems(counts, {"keras": tuple(shape)}, spec.output_shape(2))
     del model
     keras.backend.clear_session()
     return (c.trainable, c.non_trainable), ("FAIL: " + "; ".join(problems)) if problems else "OK"

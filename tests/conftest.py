@@ -25,7 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def gpu() -> None:
     """Skip (with the reason) unless PyTorch sees CUDA and TensorFlow sees a GPU."""
-    from nnzoo.parity import gpu_status
+    from nnzoo.runtime import gpu_status
 
     usable, reason = gpu_status()
     if not usable:
@@ -53,7 +53,7 @@ def meta_count(name: str) -> int:
 
     import nnzoo
     from nnzoo import backends
-    from nnzoo.parity import count_params
+    from nnzoo.runtime import count_params
 
     with torch.device("meta"):
         return count_params(backends.build_native(nnzoo.get_spec(name), "torch")).total

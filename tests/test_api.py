@@ -180,7 +180,7 @@ def test_check_parity_refuses_unknown_device() -> None:
 
 
 def test_gpu_status_is_reported_with_a_reason() -> None:
-    from nnzoo.parity import gpu_status
+    from nnzoo.runtime import gpu_status
 
     usable, reason = gpu_status()
     assert usable or reason

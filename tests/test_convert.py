@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import nnzoo
-from nnzoo.convert import load_state_dict, save_weights, state_dict
+from nnzoo.conversion import load_state_dict, save_weights, state_dict
 from nnzoo.errors import WeightTransferError
 from nnzoo.parity import compare, exercise_state, run
 

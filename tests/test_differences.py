@@ -10,7 +10,7 @@ import pytest
 
 import nnzoo
 from nnzoo.differences import BY_ID, REGISTRY, applicable, main, render_markdown, sig2
-from nnzoo.flops import trace
+from nnzoo.tracing import trace
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "framework-differences.md"
 

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 import nnzoo
-from nnzoo.flops import DTYPE_BYTES, flops, trace
+from nnzoo.costs import DTYPE_BYTES, flops
+from nnzoo.tracing import trace
 
 torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
@@ -145,7 +146,7 @@ def test_api_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
 def test_import_nnzoo_flops_imports_no_framework() -> None:
     import subprocess
 
-    code = ("import sys, nnzoo, nnzoo.flops, nnzoo.differences, nnzoo.explain, nnzoo.diagram, "
+    code = ("import sys, nnzoo, nnzoo.costs, nnzoo.tracing, nnzoo.differences, nnzoo.explain, nnzoo.diagram, "
             "nnzoo.report; print('torch' in sys.modules, 'tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

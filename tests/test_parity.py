@@ -86,7 +86,7 @@ def test_numeric_parity(name: str, dtype: str) -> None:
 
 def _fingerprint(name: str, backend: str, seed: int) -> str:
     """A digest of every weight (one build alive at a time: ViT-H is 2.5 GB of float32)."""
-    from nnzoo.convert import state_dict
+    from nnzoo.conversion import state_dict
 
     digest = hashlib.sha256()
     for key, value in sorted(state_dict(nnzoo.build(name, backend, seed=seed)).items()):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import nnzoo
-from nnzoo.convert import transfer_weights
-from nnzoo.parity import count_params, run
+from nnzoo.conversion import transfer_weights
+from nnzoo.runtime import count_params, run
 from nnzoo.specs.recurrent import RecurrentSpec
 
 BACKENDS = ("torch", "keras")

@@ -12,8 +12,9 @@ import pytest
 
 import nnzoo
 from nnzoo.errors import SpecError
-from nnzoo.parity import run
+from nnzoo.links import torch_path
 from nnzoo.registry import entry
+from nnzoo.runtime import run
 
 #: torchvision's published trainable counts at 1000 classes.
 TORCHVISION = {
@@ -107,7 +108,7 @@ def test_keras_names_mirror_torch_and_padding_is_explicit() -> None:
     spec = nnzoo.get_spec("resnet50", layers=(1, 2), widths=(8, 16), stem_width=8, image_size=32)
     torch_model, keras_model = nnzoo.build(spec, "torch"), nnzoo.build(spec, "keras")
     weighted = {n for n, m in torch_model.named_modules() if list(m.parameters(recurse=False))}
-    assert weighted == {layer.name for layer in keras_model.layers if layer.weights}
+    assert weighted == {torch_path(layer.name) for layer in keras_model.layers if layer.weights}
     assert "layer2.0.downsample.0" in weighted
     for layer in keras_model.layers:
         strides = getattr(layer, "strides", (1, 1))

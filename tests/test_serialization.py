@@ -14,7 +14,7 @@ import pytest
 
 import nnzoo
 from conftest import smallest_per_family
-from nnzoo.parity import run
+from nnzoo.runtime import run
 
 FAMILY_MODELS = smallest_per_family()
 
@@ -41,7 +41,7 @@ def test_keras_file_loads_in_a_fresh_process(tmp_path: Path) -> None:
     model.save(tmp_path / "m.keras")
     code = (
         "import numpy as np, keras, nnzoo.keras_impl\n"
-        "from nnzoo.parity import run\n"
+        "from nnzoo.runtime import run\n"
         f"m = keras.models.load_model({str(tmp_path / 'm.keras')!r})\n"
         f"y = run(m, np.load({str(tmp_path / 'x.npy')!r}))\n"
         f"print(np.array_equal(y, np.load({str(tmp_path / 'y.npy')!r})))"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import nnzoo
-from nnzoo.convert import transfer_weights
-from nnzoo.parity import count_params, run
+from nnzoo.conversion import transfer_weights
+from nnzoo.runtime import count_params, run
 from nnzoo.specs.transformer import TransformerSpec
 
 # Keras warns when attention runs over a single key (a one-token sequence): expected here.

@@ -7,7 +7,7 @@ import pytest
 
 import nnzoo
 from nnzoo.errors import InputShapeError, SpecError
-from nnzoo.parity import count_params, run
+from nnzoo.runtime import count_params, run
 
 torch = pytest.importorskip("torch")
 keras = pytest.importorskip("keras")
@@ -58,7 +58,7 @@ def test_conv_bias_follows_norm_unless_set():
 
 @pytest.mark.parametrize("upsample", ["transpose", "bilinear"])
 def test_numeric_agreement_after_transfer(upsample):
-    from nnzoo.convert import transfer_weights
+    from nnzoo.conversion import transfer_weights
 
     spec, tm, km = _pair(upsample=upsample, depth=2, base_width=8)
     with torch.no_grad():  # non-trivial batch-norm statistics, so they are checked too

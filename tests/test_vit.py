@@ -7,8 +7,8 @@ import pytest
 
 import nnzoo
 from nnzoo.errors import InputShapeError, SpecError
-from nnzoo.parity import count_params, run
 from nnzoo.registry import entry
+from nnzoo.runtime import count_params, run
 
 torch = pytest.importorskip("torch")
 
@@ -57,7 +57,7 @@ def test_keras_counts_at_small_image_size(name):
 
 
 def test_small_vit_loads_torchvision_state_dict_strictly(tv_models):
-    from nnzoo.convert import transfer_weights
+    from nnzoo.conversion import transfer_weights
 
     ref = _randomize(tv_models.VisionTransformer(
         image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=32, mlp_dim=64,
@@ -89,7 +89,7 @@ def test_vit_b_16_loads_torchvision_state_dict_strictly(tv_models):
     dict(num_classes=0, class_token=False, dropout=0.1, attention_dropout=0.1),
 ])
 def test_torch_and_keras_agree_after_transfer(overrides):
-    from nnzoo.convert import transfer_weights
+    from nnzoo.conversion import transfer_weights
 
     spec = _small(**overrides)
     tm = _randomize(nnzoo.build(spec, "torch"))

@@ -49,7 +49,7 @@ class SelfAttention(layers.MultiHeadAttention):
         return {**super().get_config(), "width": self.width, "heads": self.num_heads}
 
     def torch_links(self) -> list[Any]:
-        from nnzoo.convert import Link
+        from nnzoo.links import Link, torch_path
 
         w, h = self.width, self.num_heads
         qkv = (self.query_dense, self.key_dense, self.value_dense)
@@ -63,14 +63,14 @@ class SelfAttention(layers.MultiHeadAttention):
 
         out = self.output_dense
         return [
-            Link(f"{self.name}.in_proj_weight", tuple(d.kernel for d in qkv),
+            Link(f"{torch_path(self.name)}.in_proj_weight", tuple(d.kernel for d in qkv),
                  lambda ks: np.concatenate([_dense_to_torch(k) for k in ks], axis=0),
                  kernels_to_keras),
-            Link(f"{self.name}.in_proj_bias", tuple(d.bias for d in qkv),
+            Link(f"{torch_path(self.name)}.in_proj_bias", tuple(d.bias for d in qkv),
                  lambda bs: np.concatenate([b.reshape(-1) for b in bs]), biases_to_keras),
-            Link(f"{self.name}.out_proj.weight", (out.kernel,),
+            Link(f"{torch_path(self.name)}.out_proj.weight", (out.kernel,),
                  lambda ks: ks[0].reshape(-1, w).T, lambda t: [t.T.reshape(h, w // h, w)]),
-            Link(f"{self.name}.out_proj.bias", (out.bias,),
+            Link(f"{torch_path(self.name)}.out_proj.bias", (out.bias,),
                  lambda bs: bs[0], lambda t: [t]),
         ]
 
@@ -90,9 +90,9 @@ class TorchParameter(layers.Layer):
         return {**super().get_config(), "torch_key": self.torch_key}
 
     def torch_links(self) -> list[Any]:
-        from nnzoo.convert import Link
+        from nnzoo.links import Link, torch_path
 
-        return [Link(self.torch_key or self.name, (self.param,),
+        return [Link(self.torch_key or torch_path(self.name), (self.param,),
                      lambda vs: vs[0], lambda t: [t])]
 
 
@@ -136,11 +136,11 @@ class PositionEmbedding(TorchParameter):
 
 def mlp_block(x: Any, width: int, mlp_dim: int, activation: str, dropout: float, name: str) -> Any:
     """Dense -> activation -> Dropout -> Dense -> Dropout, named `<name>.0` .. `<name>.4`."""
-    x = layers.Dense(mlp_dim, name=f"{name}.0")(x)
-    x = make_activation(activation, name=f"{name}.1")(x)
-    x = layers.Dropout(dropout, name=f"{name}.2")(x)
-    x = layers.Dense(width, name=f"{name}.3")(x)
-    return layers.Dropout(dropout, name=f"{name}.4")(x)
+    x = layers.Dense(mlp_dim, name=f"{name}-0")(x)
+    x = make_activation(activation, name=f"{name}-1")(x)
+    x = layers.Dropout(dropout, name=f"{name}-2")(x)
+    x = layers.Dense(width, name=f"{name}-3")(x)
+    return layers.Dropout(dropout, name=f"{name}-4")(x)
 
 
 def encoder_block(
@@ -161,18 +161,18 @@ def encoder_block(
 
     mask: None, or a bool tensor (batch, 1, time) broadcast over queries, True = a real key.
     """
-    attention = SelfAttention(width, heads, attention_dropout, name=f"{name}.self_attention")
-    ln_1 = layers.LayerNormalization(epsilon=ln_eps, name=f"{name}.ln_1")
-    ln_2 = layers.LayerNormalization(epsilon=ln_eps, name=f"{name}.ln_2")
-    drop = layers.Dropout(dropout, name=f"{name}.dropout")
+    attention = SelfAttention(width, heads, attention_dropout, name=f"{name}-self_attention")
+    ln_1 = layers.LayerNormalization(epsilon=ln_eps, name=f"{name}-ln_1")
+    ln_2 = layers.LayerNormalization(epsilon=ln_eps, name=f"{name}-ln_2")
+    drop = layers.Dropout(dropout, name=f"{name}-dropout")
 
     def attend(y: Any) -> Any:
         return drop(attention(y, y, attention_mask=mask))
 
     if norm_first:
-        x = layers.Add(name=f"{name}.add_1")([x, attend(ln_1(x))])
-        y = mlp_block(ln_2(x), width, mlp_dim, activation, dropout, f"{name}.mlp")
-        return layers.Add(name=f"{name}.add_2")([x, y])
-    x = ln_1(layers.Add(name=f"{name}.add_1")([x, attend(x)]))
-    y = mlp_block(x, width, mlp_dim, activation, dropout, f"{name}.mlp")
-    return ln_2(layers.Add(name=f"{name}.add_2")([x, y]))
+        x = layers.Add(name=f"{name}-add_1")([x, attend(ln_1(x))])
+        y = mlp_block(ln_2(x), width, mlp_dim, activation, dropout, f"{name}-mlp")
+        return layers.Add(name=f"{name}-add_2")([x, y])
+    x = ln_1(layers.Add(name=f"{name}-add_1")([x, attend(x)]))
+    y = mlp_block(x, width, mlp_dim, activation, dropout, f"{name}-mlp")
+    return ln_2(layers.Add(name=f"{name}-add_2")([x, y]))

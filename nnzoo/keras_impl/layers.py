@@ -139,12 +139,12 @@ def norm(spec: Any, kind: str, *, name: str) -> layers.Layer:
 def dense_block(x: Any, width: int, *, act: str, dropout: float, bias: bool = True,
                 norm_layer: layers.Layer | None = None, name: str) -> Any:
     """fc -> [norm] -> act -> [drop]: an MLP's hidden layer, and a classifier head's."""
-    x = layers.Dense(width, use_bias=bias, name=f"{name}.fc")(x)
+    x = layers.Dense(width, use_bias=bias, name=f"{name}-fc")(x)
     if norm_layer is not None:
         x = norm_layer(x)
-    x = activation(act, name=f"{name}.act")(x)
+    x = activation(act, name=f"{name}-act")(x)
     if dropout:
-        x = layers.Dropout(dropout, name=f"{name}.drop")(x)
+        x = layers.Dropout(dropout, name=f"{name}-drop")(x)
     return x
 
 
@@ -157,7 +157,7 @@ def conv_padding(x: Any, kernel: int, stride: int, padding: int, name: str) -> t
         return x, "valid"
     if stride == 1 and kernel % 2 == 1 and padding == kernel // 2:
         return x, "same"
-    return layers.ZeroPadding2D(padding, name=f"{name}.pad")(x), "valid"
+    return layers.ZeroPadding2D(padding, name=f"{name}-pad")(x), "valid"
 
 
 def conv2d(
@@ -175,6 +175,6 @@ def pool2d(x: Any, kind: str, size: int, stride: int, padding: int, *, name: str
     """Max or average pooling equal to PyTorch's, padding included."""
     if padding:
         fill = float("-inf") if kind == "max" else 0.0
-        x = Pad2D(padding, fill, name=f"{name}.pad")(x)
+        x = Pad2D(padding, fill, name=f"{name}-pad")(x)
     cls = layers.MaxPooling2D if kind == "max" else layers.AveragePooling2D
     return cls(size, strides=stride, padding="valid", name=name)(x)

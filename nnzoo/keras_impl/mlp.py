@@ -15,8 +15,8 @@ def graph(spec: MLPSpec) -> tuple[Any, Any]:
     inputs = keras.Input(shape=(spec.input_size,), name="input")
     x = inputs
     for i, width in enumerate(spec.hidden_sizes):
-        name = f"hidden.{i}"
-        norm_layer = None if spec.norm == "none" else norm(spec, spec.norm, name=f"{name}.norm")
+        name = f"hidden-{i}"
+        norm_layer = None if spec.norm == "none" else norm(spec, spec.norm, name=f"{name}-norm")
         x = dense_block(x, width, act=spec.activation, dropout=spec.dropout, bias=spec.bias,
                         norm_layer=norm_layer, name=name)
     if spec.num_classes:

@@ -156,7 +156,7 @@ class RecurrentLayer(layers.Layer):
                 "index": self.index, "bidirectional": self.bidirectional}
 
     def torch_links(self) -> list[Any]:
-        from nnzoo.convert import Link
+        from nnzoo.links import Link
 
         order = _gate_order(self.cell)
 
@@ -232,9 +232,9 @@ def graph(spec: RecurrentSpec) -> tuple[Any, Any]:
         real, x = None, inputs
     for i in range(spec.num_layers):
         if i and spec.dropout:  # PyTorch's `dropout`: on every layer's outputs but the last
-            x = layers.Dropout(spec.dropout, name=f"{spec.cell}.l{i - 1}.drop")(x)
+            x = layers.Dropout(spec.dropout, name=f"{spec.cell}-l{i - 1}-drop")(x)
         x, final = RecurrentLayer(spec.cell, spec.hidden_size, i, spec.bidirectional,
-                                  name=f"{spec.cell}.l{i}")(x, real)
+                                  name=f"{spec.cell}-l{i}")(x, real)
     if spec.summary == "final":
         x = final
     elif spec.summary == "last":
@@ -243,7 +243,7 @@ def graph(spec: RecurrentSpec) -> tuple[Any, Any]:
         x = MaskedMean(name="summary")(x, real)
     for i, width in enumerate(spec.hidden_sizes):
         x = dense_block(x, width, act=spec.activation, dropout=spec.head_dropout,
-                        name=f"classifier.{i}")
+                        name=f"classifier-{i}")
     if spec.num_classes:
         x = layers.Dense(spec.num_classes, name="head")(x)
     return inputs, x

@@ -29,23 +29,23 @@ def shortcut(spec: ResNetSpec, x: Any, c_out: int, stride: int, name: str) -> An
     """Identity, or the projection (1x1 conv + BN) when the stride or the width changes."""
     if stride == 1 and x.shape[-1] == c_out:
         return x
-    x = conv(spec, x, c_out, 1, stride, name=f"{name}.downsample.0")
-    return norm(spec, "batch", name=f"{name}.downsample.1")(x)
+    x = conv(spec, x, c_out, 1, stride, name=f"{name}-downsample-0")
+    return norm(spec, "batch", name=f"{name}-downsample-1")(x)
 
 
 def residual(x: Any, skip: Any, name: str) -> Any:
-    x = layers.Add(name=f"{name}.add")([x, skip])
+    x = layers.Add(name=f"{name}-add")([x, skip])
     return activation("relu", name=name)(x)
 
 
 def basic_block(spec: ResNetSpec, x: Any, width: int, stride: int, name: str) -> Any:
     """3x3 -> 3x3, plus the shortcut; used by ResNet-18/34."""
     x_in = x
-    x = conv(spec, x, width, 3, stride, name=f"{name}.conv1")
-    x = norm(spec, "batch", name=f"{name}.bn1")(x)
-    x = activation("relu", name=f"{name}.relu1")(x)
-    x = conv(spec, x, width, 3, name=f"{name}.conv2")
-    x = norm(spec, "batch", name=f"{name}.bn2")(x)
+    x = conv(spec, x, width, 3, stride, name=f"{name}-conv1")
+    x = norm(spec, "batch", name=f"{name}-bn1")(x)
+    x = activation("relu", name=f"{name}-relu1")(x)
+    x = conv(spec, x, width, 3, name=f"{name}-conv2")
+    x = norm(spec, "batch", name=f"{name}-bn2")(x)
     return residual(x, shortcut(spec, x_in, width, stride, name), name)
 
 
@@ -53,14 +53,14 @@ def bottleneck(spec: ResNetSpec, x: Any, width: int, stride: int, name: str) -> 
     """1x1 reduce -> grouped 3x3 (carrying the stride: v1.5) -> 1x1 expand, plus the shortcut."""
     inner, c_out = spec.inner_width(width), width * spec.expansion
     x_in = x
-    x = conv(spec, x, inner, 1, name=f"{name}.conv1")
-    x = norm(spec, "batch", name=f"{name}.bn1")(x)
-    x = activation("relu", name=f"{name}.relu1")(x)
-    x = conv(spec, x, inner, 3, stride, groups=spec.groups, name=f"{name}.conv2")
-    x = norm(spec, "batch", name=f"{name}.bn2")(x)
-    x = activation("relu", name=f"{name}.relu2")(x)
-    x = conv(spec, x, c_out, 1, name=f"{name}.conv3")
-    x = norm(spec, "batch", name=f"{name}.bn3")(x)
+    x = conv(spec, x, inner, 1, name=f"{name}-conv1")
+    x = norm(spec, "batch", name=f"{name}-bn1")(x)
+    x = activation("relu", name=f"{name}-relu1")(x)
+    x = conv(spec, x, inner, 3, stride, groups=spec.groups, name=f"{name}-conv2")
+    x = norm(spec, "batch", name=f"{name}-bn2")(x)
+    x = activation("relu", name=f"{name}-relu2")(x)
+    x = conv(spec, x, c_out, 1, name=f"{name}-conv3")
+    x = norm(spec, "batch", name=f"{name}-bn3")(x)
     return residual(x, shortcut(spec, x_in, c_out, stride, name), name)
 
 
@@ -72,7 +72,7 @@ def stage(spec: ResNetSpec, index: int, x: Any) -> Any:
     block, width = BLOCKS[spec.block], spec.widths[index]
     for j in range(spec.layers[index]):
         stride = spec.stage_stride(index) if j == 0 else 1
-        x = block(spec, x, width, stride, f"layer{index + 1}.{j}")
+        x = block(spec, x, width, stride, f"layer{index + 1}-{j}")
     return x
 
 
@@ -90,7 +90,7 @@ def graph(spec: ResNetSpec) -> tuple[Any, Any]:
         x = stage(spec, i, x)
     # keepdims: PyTorch's avgpool returns (N, C, 1, 1) and flattens after, so the twins match.
     x = layers.GlobalAveragePooling2D(keepdims=True, name="avgpool")(x)
-    x = layers.Flatten(name="avgpool.flatten")(x)
+    x = layers.Flatten(name="avgpool-flatten")(x)
     if spec.num_classes:
         x = layers.Dense(spec.num_classes, name="fc")(x)
     return inputs, x

@@ -89,7 +89,7 @@ def graph(spec: TransformerSpec) -> tuple[Any, Any]:
             x, width=spec.embed_dim, heads=spec.num_heads, mlp_dim=spec.mlp_dim,
             activation=spec.activation, dropout=spec.dropout,
             attention_dropout=spec.attention_dropout, ln_eps=spec.ln_eps,
-            norm_first=spec.norm_first, mask=keys, name=f"layers.{i}",
+            norm_first=spec.norm_first, mask=keys, name=f"layers-{i}",
         )
     if spec.final_norm:
         x = layers.LayerNormalization(epsilon=spec.ln_eps, name="ln")(x)

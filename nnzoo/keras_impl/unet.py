@@ -23,12 +23,12 @@ from nnzoo.specs.unet import UNetSpec
 def double_conv(spec: UNetSpec, x: Any, c_out: int, name: str, *, pool: bool = False) -> Any:
     """[max-pool 2x2] -> (3x3 conv, same padding -> norm -> act) twice."""
     if pool:
-        x = layers.MaxPooling2D(2, strides=2, padding="valid", name=f"{name}.pool")(x)
+        x = layers.MaxPooling2D(2, strides=2, padding="valid", name=f"{name}-pool")(x)
     for n in (1, 2):
-        x = conv2d(x, c_out, 3, stride=1, padding=1, bias=spec.block_bias, name=f"{name}.conv{n}")
+        x = conv2d(x, c_out, 3, stride=1, padding=1, bias=spec.block_bias, name=f"{name}-conv{n}")
         if spec.norm != "none":
-            x = norm(spec, spec.norm, name=f"{name}.norm{n}")(x)
-        x = activation(spec.activation, name=f"{name}.act{n}")(x)
+            x = norm(spec, spec.norm, name=f"{name}-norm{n}")(x)
+        x = activation(spec.activation, name=f"{name}-act{n}")(x)
     return x
 
 
@@ -37,12 +37,12 @@ def up(spec: UNetSpec, x: Any, skip: Any, channels: int, name: str) -> Any:
     half = channels // 2
     if spec.upsample == "transpose":
         x = layers.Conv2DTranspose(half, 2, strides=2, padding="valid", use_bias=True,
-                                   name=f"{name}.up")(x)
+                                   name=f"{name}-up")(x)
     else:
-        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}.resize")(x)
-        x = conv2d(x, half, 3, stride=1, padding=1, bias=True, name=f"{name}.up")
-    x = layers.Concatenate(axis=-1, name=f"{name}.cat")([skip, x])
-    return double_conv(spec, x, half, f"{name}.block")
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}-resize")(x)
+        x = conv2d(x, half, 3, stride=1, padding=1, bias=True, name=f"{name}-up")
+    x = layers.Concatenate(axis=-1, name=f"{name}-cat")([skip, x])
+    return double_conv(spec, x, half, f"{name}-block")
 
 
 def graph(spec: UNetSpec) -> tuple[Any, Any]:
@@ -52,11 +52,11 @@ def graph(spec: UNetSpec) -> tuple[Any, Any]:
     x = inputs
     skips = []
     for i, c in enumerate(widths):
-        x = double_conv(spec, x, c, f"encoder.{i}", pool=i > 0)
+        x = double_conv(spec, x, c, f"encoder-{i}", pool=i > 0)
         skips.append(x)
     skips.pop()  # the bottleneck's output is x itself
     for j, c in enumerate(reversed(widths[1:])):
-        x = up(spec, x, skips.pop(), c, f"decoder.{j}")
+        x = up(spec, x, skips.pop(), c, f"decoder-{j}")
     x = layers.Conv2D(spec.num_classes, 1, use_bias=True, name="head")(x)
     return inputs, x
 

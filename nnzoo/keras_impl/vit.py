@@ -24,21 +24,21 @@ def tokens(spec: ViTSpec, x: Any) -> Any:
     d, p = spec.embed_dim, spec.patch_size
     x = layers.Conv2D(d, p, strides=p, padding="valid", use_bias=True, name="conv_proj")(x)
     gh, gw = spec.grid
-    return layers.Reshape((gh * gw, d), name="conv_proj.flatten")(x)
+    return layers.Reshape((gh * gw, d), name="conv_proj-flatten")(x)
 
 
 def encoder(spec: ViTSpec, x: Any) -> Any:
     """Add position embeddings, dropout, the transformer blocks, a final layer norm."""
-    x = PositionEmbedding(spec.seq_length, name="encoder.pos_embedding")(x)
-    x = layers.Dropout(spec.dropout, name="encoder.dropout")(x)
+    x = PositionEmbedding(spec.seq_length, name="encoder-pos_embedding")(x)
+    x = layers.Dropout(spec.dropout, name="encoder-dropout")(x)
     for i in range(spec.depth):
         x = encoder_block(
             x, width=spec.embed_dim, heads=spec.num_heads, mlp_dim=spec.mlp_dim,
             activation=spec.activation, dropout=spec.dropout,
             attention_dropout=spec.attention_dropout, ln_eps=spec.ln_eps, norm_first=True,
-            name=f"encoder.layers.encoder_layer_{i}",
+            name=f"encoder-layers-encoder_layer_{i}",
         )
-    return layers.LayerNormalization(epsilon=spec.ln_eps, name="encoder.ln")(x)
+    return layers.LayerNormalization(epsilon=spec.ln_eps, name="encoder-ln")(x)
 
 
 def graph(spec: ViTSpec) -> tuple[Any, Any]:
@@ -48,12 +48,12 @@ def graph(spec: ViTSpec) -> tuple[Any, Any]:
         x = ClassToken(name="class_token")(x)
     x = encoder(spec, x)
     if spec.class_token:
-        x = layers.Cropping1D((0, spec.seq_length - 1), name="pool.class_token")(x)
+        x = layers.Cropping1D((0, spec.seq_length - 1), name="pool-class_token")(x)
         x = layers.Flatten(name="pool")(x)  # (N, 1, D) -> (N, D): the class token's state
     else:
         x = layers.GlobalAveragePooling1D(name="pool")(x)
     if spec.num_classes:
-        x = layers.Dense(spec.num_classes, name="heads.head")(x)
+        x = layers.Dense(spec.num_classes, name="heads-head")(x)
     return inputs, x
 
 

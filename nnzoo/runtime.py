@@ -1,0 +1,91 @@
+"""Running and counting a model of either backend: the services every check and tool shares.
+
+`count_params` counts by DESIGN.md's definition; `run` calls a model in inference mode on an
+input in canonical layout and returns its output in canonical layout, on the CPU or the GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nnzoo import backends
+from nnzoo.errors import DeviceError
+from nnzoo.layout import from_keras, to_keras
+
+
+@dataclass(frozen=True)
+class ParamCount:
+    """Parameter counts by DESIGN.md's definition (equal between backends for every model).
+
+    trainable: torch parameters that require grad <-> Keras `trainable_weights`.
+    non_trainable: frozen parameters and persistent buffers (batch-norm running statistics; not
+    the `num_batches_tracked` counter) <-> Keras `non_trainable_weights`.
+    """
+
+    trainable: int
+    non_trainable: int
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.non_trainable
+
+    def __str__(self) -> str:
+        return f"{self.total:,} ({self.trainable:,} trainable, {self.non_trainable:,} state)"
+
+
+def count_params(model: Any) -> ParamCount:
+    """Count a PyTorch or a Keras model's parameters the same way."""
+    if backends.backend_of(model) == "torch":
+        params = dict(model.named_parameters())
+        trainable = sum(p.numel() for p in params.values() if p.requires_grad)
+        frozen = sum(p.numel() for p in params.values() if not p.requires_grad)
+        state = sum(
+            t.numel()
+            for k, t in model.state_dict(keep_vars=True).items()
+            if k not in params and not k.endswith("num_batches_tracked")
+        )
+        return ParamCount(trainable, frozen + state)
+    size = lambda ws: sum(int(np.prod(w.shape)) for w in ws)  # noqa: E731
+    return ParamCount(size(model.trainable_weights), size(model.non_trainable_weights))
+
+
+# ---- running a model in inference mode, in canonical layout -----------------------------------
+def check_device(device: str) -> None:
+    if device not in ("cpu", "gpu"):
+        raise DeviceError(f"unknown device {device!r}; choose 'cpu' or 'gpu'")
+
+
+def gpu_status() -> tuple[bool, str]:
+    """(usable, reason): both PyTorch (CUDA) and TensorFlow must see a GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False, "PyTorch sees no CUDA device"
+    backends.require("keras")
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        return False, "TensorFlow sees no GPU"
+    return True, ""
+
+
+def run(model: Any, x: np.ndarray, *, device: str = "cpu") -> np.ndarray:
+    """Run an nnzoo model of either backend in inference mode on canonical input `x`."""
+    check_device(device)
+    spec = backends.spec_of(model)
+    if backends.backend_of(model) == "torch":
+        import torch
+
+        dev = torch.device("cuda" if device == "gpu" else "cpu")
+        model.eval().to(dev)
+        with torch.no_grad():
+            y = model(torch.from_numpy(x).to(dev))
+        return y.detach().cpu().numpy()
+    import tensorflow as tf
+
+    with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
+        y = model(to_keras(x, spec.input_kind), training=False)
+    return from_keras(np.asarray(y), spec.output_kind)
