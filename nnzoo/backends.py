@@ -9,43 +9,115 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import json
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
-from nnzoo.errors import BackendError, BackendNotInstalledError
+from nnzoo.errors import BackendError, BackendNotInstalledError, KerasBackendError, NnzooError
 from nnzoo.specs.base import Spec
 
 #: backend -> (packages it needs, the pip extra that installs them)
 BACKENDS: dict[str, tuple[tuple[str, ...], str]] = {
     "torch": (("torch",), "torch"),
-    "keras": (("keras", "tensorflow"), "keras"),
+    "keras": (("keras",), "keras"),
+}
+
+#: Keras 3's own backends -> (packages each needs, the nnzoo extra that installs them)
+KERAS_BACKENDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "tensorflow": (("tensorflow",), "keras-tensorflow"),
+    "jax": (("jax", "jaxlib"), "keras-jax"),
+    "torch": (("torch",), "keras-torch"),
 }
 
 
+def keras_backend() -> str:
+    """The Keras backend this process runs (or will run), decided as Keras decides it.
+
+    Once Keras is imported, its own answer; before, `KERAS_BACKEND`, then the `backend` entry of
+    Keras's config file (`$KERAS_HOME/keras.json`, default `~/.keras/keras.json`), then Keras's
+    default, TensorFlow. Nothing is imported.
+    """
+    if "keras" in sys.modules:
+        import keras
+
+        return str(keras.backend.backend())
+    name = os.environ.get("KERAS_BACKEND")
+    if not name:
+        home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+        try:
+            with open(os.path.join(home, "keras.json"), encoding="utf-8") as f:
+                name = json.load(f).get("backend")
+        except (OSError, ValueError, AttributeError):
+            name = None
+    return name or "tensorflow"
+
+
+def use_keras_backend(name: str) -> str:
+    """Choose the Keras backend for this process, before Keras is imported.
+
+    Keras picks its backend once per process, at import: asking for another one afterwards
+    raises `KerasBackendError` (start a new process with `KERAS_BACKEND=<name>`) instead of
+    silently building on the backend already loaded.
+    """
+    if name not in KERAS_BACKENDS:
+        raise BackendError(f"keras/{name}", [f"keras/{k}" for k in KERAS_BACKENDS])
+    if "keras" in sys.modules and keras_backend() != name:
+        raise KerasBackendError(name, keras_backend())
+    os.environ["KERAS_BACKEND"] = name
+    return name
+
+
 def available_backends() -> list[str]:
-    """The backends whose packages are importable here (checked without importing them)."""
-    return [b for b, (pkgs, _) in BACKENDS.items() if all(_installed(p) for p in pkgs)]
+    """The backends whose packages are importable here (checked without importing them).
+
+    "keras" counts only when the active Keras backend's packages are installed too; see
+    `keras_backend()` for which one that is.
+    """
+    found = [b for b, (pkgs, _) in BACKENDS.items() if all(_installed(p) for p in pkgs)]
+    if "keras" in found:
+        active = keras_backend()
+        needs = KERAS_BACKENDS.get(active, ((active,), ""))[0]
+        if not all(_installed(p) for p in needs):
+            found.remove("keras")
+    return found
 
 
 def _installed(package: str) -> bool:
     return package in sys.modules or importlib.util.find_spec(package) is not None
 
 
+_IMPORT_LOCK = threading.RLock()
+
+
 def require(backend: object) -> str:
-    """Validate a backend name and that its packages are installed; return the name."""
+    """Validate a backend name and that its packages are installed; return the name.
+
+    For "keras", the packages of the active Keras backend are checked too, and Keras is imported
+    (TensorFlow first and quietly, when that is the backend), under a lock: a first import from
+    several threads at once would deadlock.
+    """
     if backend not in BACKENDS:
         raise BackendError(backend, BACKENDS)
     packages, extra = BACKENDS[backend]  # type: ignore[index]
     for package in packages:
         if not _installed(package):
             raise BackendNotInstalledError(backend, package, extra)  # type: ignore[arg-type]
-    if backend == "keras":
-        # nnzoo's Keras builds are tested on the TensorFlow backend; say so rather than guess.
-        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        _import_tensorflow_quietly()
+    if backend == "keras" and "keras" not in sys.modules:
+        active = keras_backend()
+        if active not in KERAS_BACKENDS:
+            raise BackendError(f"keras/{active}", [f"keras/{k}" for k in KERAS_BACKENDS])
+        needs, keras_extra = KERAS_BACKENDS[active]
+        for package in needs:
+            if not _installed(package):
+                raise BackendNotInstalledError(f"keras/{active}", package, keras_extra)
+        with _IMPORT_LOCK:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+            if active == "tensorflow":
+                _import_tensorflow_quietly()
+            import keras  # noqa: F401
     return backend  # type: ignore[return-value]
 
 
@@ -67,6 +139,49 @@ def _import_tensorflow_quietly() -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def float64_scope() -> Iterator[None]:
+    """Let the active Keras backend compute in float64 for the duration of the block.
+
+    Two things stand in the way on Keras's JAX and PyTorch backends, and both are lifted here
+    and restored afterwards, so a float64 check really computes in float64 and the rest of the
+    process keeps the defaults:
+    - JAX truncates every float64 array to float32 unless its `jax_enable_x64` flag is on;
+    - Keras's type promotion maps a float64 result to float32 on every backend but TensorFlow
+      (`keras.backend.result_type("float64", "float64") == "float32"`, "aligned with JAX's
+      default"), so a float64 Dense layer on the PyTorch backend multiplies in float32
+      (measured: 1e-6 relative). Its table `BIT64_TO_BIT32_DTYPE` is private to Keras; if a
+      Keras release renames it, float64 checks fall back to float32-level agreement and the
+      test `test_float64_is_really_float64` says so.
+    """
+    active = keras_backend()
+    if active == "tensorflow":
+        yield
+        return
+    require("keras")
+    from keras.src.backend.common import dtypes
+
+    table = getattr(dtypes, "BIT64_TO_BIT32_DTYPE", {})
+    demoted = table.get("float64")
+    if demoted is not None:
+        table["float64"] = "float64"
+    x64 = None
+    if active == "jax":
+        import jax
+
+        x64 = bool(jax.config.jax_enable_x64)
+        jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        if demoted is not None:
+            table["float64"] = demoted
+        if x64 is not None:
+            import jax
+
+            jax.config.update("jax_enable_x64", x64)
 
 
 def impl(backend: str, family: str) -> Any:
@@ -106,6 +221,12 @@ def build_native(spec: Spec, backend: str, seed: int | None = None, dtype: str =
             return module.build(spec).to(getattr(__import__("torch"), dtype))
         import keras
 
+        if dtype == "float64" and keras_backend() == "jax":
+            import jax
+
+            if not jax.config.jax_enable_x64:
+                raise NnzooError("a float64 Keras build on JAX needs JAX's x64 mode: build it "
+                                 "inside `nnzoo.backends.float64_scope()`")
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy(dtype)
         try:
@@ -115,17 +236,20 @@ def build_native(spec: Spec, backend: str, seed: int | None = None, dtype: str =
 
 
 def backend_of(model: Any) -> str:
-    """'torch' or 'keras' for a model of either backend (imports nothing new)."""
-    if "torch" in sys.modules:
-        import torch
+    """'torch' or 'keras' for a model of either backend (imports nothing new).
 
-        if isinstance(model, torch.nn.Module):
-            return "torch"
+    Keras is asked first: on Keras's PyTorch backend a Keras model is a `torch.nn.Module` too.
+    """
     if "keras" in sys.modules:
         import keras
 
         if isinstance(model, keras.Model | keras.layers.Layer):
             return "keras"
+    if "torch" in sys.modules:
+        import torch
+
+        if isinstance(model, torch.nn.Module):
+            return "torch"
     raise TypeError(f"expected a torch.nn.Module or a keras.Model, got {type(model).__name__}")
 
 

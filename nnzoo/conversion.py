@@ -21,6 +21,7 @@ import numpy as np
 from nnzoo import backends
 from nnzoo.errors import WeightTransferError
 from nnzoo.links import keras_links
+from nnzoo.runtime import to_numpy
 
 
 # ---- canonical state dicts ----------------------------------------------------------------------
@@ -37,7 +38,7 @@ def torch_state_dict(model: Any) -> dict[str, np.ndarray]:
 def keras_state_dict(model: Any) -> dict[str, np.ndarray]:
     """A Keras nnzoo model's weights in PyTorch keys and layouts."""
     return {
-        link.key: np.asarray(link.to_torch([np.asarray(v.numpy()) for v in link.variables]))
+        link.key: np.asarray(link.to_torch([to_numpy(v) for v in link.variables]))
         for link in keras_links(model)
     }
 

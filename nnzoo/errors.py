@@ -77,6 +77,18 @@ class BackendNotInstalledError(NnzooError, ImportError):
         )
 
 
+class KerasBackendError(NnzooError, RuntimeError):
+    """A Keras backend asked for after Keras has loaded another one in this process."""
+
+    def __init__(self, wanted: str, active: str) -> None:
+        self.wanted, self.active = wanted, active
+        super().__init__(
+            f"Keras is already running on {active!r} in this process and cannot switch to "
+            f"{wanted!r}: Keras picks its backend once, at import. Start a new process with "
+            f"KERAS_BACKEND={wanted} (or `nnzoo parity ... --keras-backend {wanted}`)"
+        )
+
+
 class InputError(NnzooError, ValueError):
     """A model called on an input it cannot take."""
 

@@ -5,6 +5,7 @@ Nothing here imports a framework at module level; each check imports what it run
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from nnzoo.errors import NnzooError
 from nnzoo.layout import from_keras, to_keras
 from nnzoo.links import keras_name, torch_path
 from nnzoo.registry import resolve
-from nnzoo.runtime import ParamCount, check_device, count_params, run
+from nnzoo.runtime import ParamCount, check_device, count_params, run, to_numpy
 from nnzoo.specs.base import Spec
 
 
@@ -264,7 +265,7 @@ def layer_report(torch_model: Any, keras_model: Any, x: np.ndarray) -> list[Laye
     values = values if isinstance(values, list | tuple) else [values]
     rows = []
     for name, kv in zip(names, values):
-        tv, kv = seen[name], np.asarray(kv)
+        tv, kv = seen[name], to_numpy(kv)
         if kv.ndim == 4 and tv.ndim == 4 and spec.input_kind == "image":
             kv = from_keras(kv, "image")
         if kv.shape != tv.shape:
@@ -317,6 +318,16 @@ def exercise_state(model: Any, seed: int, x: np.ndarray | None = None) -> None:
 def numeric_parity(spec: Spec, *, device: str = "cpu", batch: int = 2, seed: int = 0,
                    layers: bool = False, dtype: str = "float64",
                    ) -> tuple[list[Agreement], list[LayerDiff]]:
+    """`_numeric_parity`, with float64 really float64 on every Keras backend (JAX's x64 mode is
+    on for the check's scope only)."""
+    scope = backends.float64_scope() if dtype == "float64" else contextlib.nullcontext()
+    with scope:
+        return _numeric_parity(spec, device=device, batch=batch, seed=seed, layers=layers,
+                               dtype=dtype)
+
+
+def _numeric_parity(spec: Spec, *, device: str, batch: int, seed: int, layers: bool, dtype: str,
+                    ) -> tuple[list[Agreement], list[LayerDiff]]:
     """Transfer weights both ways and compare outputs in inference mode on the same input.
 
     `dtype` is the arithmetic of both builds: float64 (the verdict) leaves only real differences

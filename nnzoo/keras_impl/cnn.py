@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 from keras import layers
 
 from nnzoo.keras_impl.layers import (
@@ -13,6 +12,7 @@ from nnzoo.keras_impl.layers import (
     conv2d,
     conv_padding,
     dense_block,
+    model_input,
     norm,
     pool2d,
 )
@@ -43,7 +43,7 @@ def stage(spec: CNNSpec, st: ConvStage, x: Any, name: str) -> Any:
 def graph(spec: CNNSpec) -> tuple[Any, Any]:
     fixed = spec.global_pool == "flatten"
     size = spec.image_size if fixed else (None, None)
-    inputs = keras.Input(shape=(*size, spec.in_channels), name="input")
+    inputs = model_input((*size, spec.in_channels), name="input")
     x = inputs
     for i, st in enumerate(spec.stages):
         x = stage(spec, st, x, f"features-{i}")

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from nnzoo.keras_impl.layers import ZooModel, dense_block, serializable
+from nnzoo.keras_impl.layers import ZooModel, dense_block, model_input, serializable
 from nnzoo.specs.recurrent import RecurrentSpec
 
 
@@ -224,11 +224,11 @@ class LastStep(layers.Layer):
 
 def graph(spec: RecurrentSpec) -> tuple[Any, Any]:
     if spec.input == "tokens":
-        inputs = keras.Input(shape=(None,), dtype="int64", name="tokens")
+        inputs = model_input((None,), dtype="int64", name="tokens")
         real = StepMask(spec.padding_idx, name="lengths")(inputs) if spec.masked else None
         x = layers.Embedding(spec.vocab_size, spec.embed_dim, name="embedding")(inputs)
     else:
-        inputs = keras.Input(shape=(None, spec.input_size), name="features")
+        inputs = model_input((None, spec.input_size), name="features")
         real, x = None, inputs
     for i in range(spec.num_layers):
         if i and spec.dropout:  # PyTorch's `dropout`: on every layer's outputs but the last

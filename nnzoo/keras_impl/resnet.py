@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 from keras import layers
 
-from nnzoo.keras_impl.layers import ZooModel, activation, conv2d, norm, pool2d
+from nnzoo.keras_impl.layers import ZooModel, activation, conv2d, model_input, norm, pool2d
 from nnzoo.specs.resnet import ResNetSpec
 
 
@@ -77,7 +76,7 @@ def stage(spec: ResNetSpec, index: int, x: Any) -> Any:
 
 
 def graph(spec: ResNetSpec) -> tuple[Any, Any]:
-    inputs = keras.Input(shape=(None, None, spec.in_channels), name="input")
+    inputs = model_input((None, None, spec.in_channels), name="input")
     if spec.stem == "imagenet":
         x = conv(spec, inputs, spec.stem_width, 7, 2, name="conv1")
     else:

@@ -14,7 +14,7 @@ import keras
 from keras import layers, ops
 
 from nnzoo.keras_impl.attention import ClassToken, PositionEmbedding, encoder_block
-from nnzoo.keras_impl.layers import ZooModel, serializable
+from nnzoo.keras_impl.layers import ZooModel, model_input, serializable
 from nnzoo.keras_impl.recurrent import MaskedMean
 from nnzoo.specs.transformer import TransformerSpec, sinusoidal_positions
 
@@ -57,6 +57,10 @@ class SinusoidalPositions(layers.Layer):
     def call(self, x: Any) -> Any:
         return x + ops.convert_to_tensor(self.table, x.dtype)[:, : ops.shape(x)[1]]
 
+    def compute_output_spec(self, x: Any) -> Any:
+        # JAX cannot infer `min(length, time)` for a symbolic time axis: the output is the input's
+        return keras.KerasTensor(x.shape, x.dtype)
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "length": self.length}
 
@@ -71,7 +75,7 @@ class FirstToken(layers.Layer):
 
 def graph(spec: TransformerSpec) -> tuple[Any, Any]:
     cls = spec.pooling == "cls"
-    inputs = keras.Input(shape=(None,), dtype="int64", name="tokens")
+    inputs = model_input((None,), dtype="int64", name="tokens")
     real = None
     if spec.padding_idx is not None:
         real = TokenMask(spec.padding_idx, cls, name="padding")(inputs)

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 from keras import layers
 
-from nnzoo.keras_impl.layers import ZooModel, activation, conv2d, norm
+from nnzoo.keras_impl.layers import ZooModel, activation, conv2d, model_input, norm
 from nnzoo.specs.unet import UNetSpec
 
 
@@ -47,7 +46,7 @@ def up(spec: UNetSpec, x: Any, skip: Any, channels: int, name: str) -> Any:
 
 def graph(spec: UNetSpec) -> tuple[Any, Any]:
     # Height and width stay free; ZooModel.__call__ checks they are multiples of 2**depth.
-    inputs = keras.Input(shape=(None, None, spec.in_channels), name="input")
+    inputs = model_input((None, None, spec.in_channels), name="input")
     widths = spec.widths()
     x = inputs
     skips = []

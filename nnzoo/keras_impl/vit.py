@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 from keras import layers
 
 from nnzoo.keras_impl.attention import ClassToken, PositionEmbedding, encoder_block
-from nnzoo.keras_impl.layers import ZooModel
+from nnzoo.keras_impl.layers import ZooModel, model_input
 from nnzoo.specs.vit import ViTSpec
 
 
@@ -42,7 +41,7 @@ def encoder(spec: ViTSpec, x: Any) -> Any:
 
 
 def graph(spec: ViTSpec) -> tuple[Any, Any]:
-    inputs = keras.Input(shape=(*spec.image_size, spec.in_channels), name="input")
+    inputs = model_input((*spec.image_size, spec.in_channels), name="input")
     x = tokens(spec, inputs)
     if spec.class_token:
         x = ClassToken(name="class_token")(x)
