@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from nnzoo import conversion, costs, errors
-from nnzoo.backends import available_backends
+from nnzoo.backends import available_backends, keras_backend, use_keras_backend
 from nnzoo.errors import (
     BackendError,
     BackendNotInstalledError,
     InputDtypeError,
     InputError,
     InputShapeError,
+    KerasBackendError,
     NnzooError,
     SpecError,
     UnknownFieldError,
@@ -36,10 +37,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendError", "BackendNotInstalledError", "InputDtypeError", "InputError",
-    "InputShapeError", "NnzooError", "ParamCount", "ParityReport", "Spec", "SpecError",
+    "InputShapeError", "KerasBackendError", "NnzooError", "ParamCount", "ParityReport", "Spec", "SpecError",
     "UnknownFieldError", "UnknownModelError", "WeightTransferError", "available_backends",
     "build", "check_parity", "convert", "count_params", "errors", "flops", "get_spec",
-    "list_models", "optimize", "spec_from_dict", "transfer_weights",
+    "keras_backend", "list_models", "optimize", "spec_from_dict", "transfer_weights",
+    "use_keras_backend",
 ]
 
 

@@ -49,7 +49,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     from nnzoo.runtime import count_params
 
     spec = resolve(args.name, **parse_overrides(args.overrides))
-    info: dict[str, Any] = {"name": args.name, "spec": spec.to_dict(), "counts": {}}
+    info: dict[str, Any] = {"name": args.name, "spec": spec.to_dict(), "counts": {},
+                            "backends": backends.available_backends(),
+                            "keras_backend": backends.keras_backend()}
     for backend in backends.available_backends():
         c = count_params(backends.build_native(spec, backend, seed=0))
         info["counts"][backend] = {"trainable": c.trainable, "non_trainable": c.non_trainable,
@@ -59,6 +61,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
+    from nnzoo import backends
     from nnzoo.parity import check_parity
     from nnzoo.registry import list_models
 
@@ -69,6 +72,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
     else:
         raise NnzooError("name one or more models, or pass --all")
     overrides = parse_overrides(args.set)
+    if args.keras_backends:
+        return parity_matrix(args, names, _keras_backend_list(args.keras_backends))
+    if args.keras_backend:
+        backends.use_keras_backend(args.keras_backend)
     reports = []
     for name in names:
         report = check_parity(name, device=args.device, numeric=args.numeric,
@@ -84,6 +91,70 @@ def cmd_parity(args: argparse.Namespace) -> int:
     else:
         print(f"\n{sum(r.ok for r in reports)}/{len(reports)} models OK"
               + ("" if ok else f"; FAILED: {', '.join(r.name for r in reports if not r.ok)}"))
+    return 0 if ok else 1
+
+
+def _keras_backend_list(text: str) -> list[str]:
+    from nnzoo.backends import KERAS_BACKENDS
+
+    names = list(KERAS_BACKENDS) if text == "all" else [t for t in text.split(",") if t]
+    unknown = [n for n in names if n not in KERAS_BACKENDS]
+    if unknown or not names:
+        raise NnzooError(f"unknown Keras backend {', '.join(unknown) or text!r}; choose from "
+                         f"{', '.join(KERAS_BACKENDS)} or all")
+    return names
+
+
+def parity_matrix(args: argparse.Namespace, names: list[str], keras_backends: list[str]) -> int:
+    """One verdict column per Keras backend: Keras picks its backend once per process, so each
+    backend's check runs in a process of its own (all at once; the table prints at the end)."""
+    import os
+    import subprocess
+
+    base = [sys.executable, "-m", "nnzoo", "parity", *names, "--json", "--device", args.device]
+    base += ["--numeric"] if args.numeric else []
+    base += ["--set", *args.set] if args.set else []
+    procs = {}
+    for kb in keras_backends:
+        env = {**os.environ, "KERAS_BACKEND": kb}
+        procs[kb] = subprocess.Popen([*base, "--keras-backend", kb], env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    print(f"checking {len(names)} models on Keras {', '.join(keras_backends)} "
+          f"(one process each)...", file=sys.stderr, flush=True)
+    results: dict[str, dict[str, Any]] = {}
+    for kb, proc in procs.items():
+        out, err = proc.communicate()
+        try:
+            results[kb] = {r["name"]: r for r in json.loads(out)}
+        except json.JSONDecodeError:
+            last = (err.strip().splitlines() or ["no output"])[-1]
+            raise NnzooError(f"the check on Keras {kb} failed to run: {last}") from None
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        head = f"{'model':<20} {'family':<11} {'trainable':>12} {'state':>9} {'output':<18}"
+        head += "".join(f" {'keras/' + kb:>16}" for kb in keras_backends)
+        print(head)
+        print("-" * len(head))
+        for name in names:
+            first = results[keras_backends[0]][name]
+            c = first["counts"].get("torch", {})
+            line = (f"{name:<20} {first['family']:<11} {c.get('trainable', 0):>12,} "
+                    f"{c.get('non_trainable', 0):>9,} {str(tuple(first['expected_shape'])):<18}")
+            for kb in keras_backends:
+                r = results[kb][name]
+                f64 = [a["max_rel"] for a in r["agreement"] if a["dtype"] == "float64"]
+                verdict = ("OK" if r["ok"] else "FAIL") + (f" {max(f64):.0e}" if f64 else "")
+                line += f" {verdict:>16}"
+            print(line, flush=True)
+        for kb in keras_backends:
+            for r in results[kb].values():
+                if not r["ok"]:
+                    print(f"keras/{kb} {r['name']}: {'; '.join(r['problems'])}")
+    ok = all(r["ok"] for res in results.values() for r in res.values())
+    total = len(names) * len(keras_backends)
+    good = sum(r["ok"] for res in results.values() for r in res.values())
+    print(f"\n{good}/{total} model x Keras-backend checks OK")
     return 0 if ok else 1
 
 
@@ -215,6 +286,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="*", default=[], metavar="field=value",
                    help="overrides applied to every model checked")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--keras-backend", choices=("tensorflow", "jax", "torch"),
+                   help="run the Keras builds on this Keras backend (default: KERAS_BACKEND, "
+                   "else Keras's config, else tensorflow)")
+    p.add_argument("--keras-backends", metavar="all|NAME,NAME",
+                   help="one verdict column per Keras backend, each checked in its own process")
     p.set_defaults(func=cmd_parity)
 
     p = sub.add_parser("convert", help="load a weights file into one backend and save it there")
