@@ -107,27 +107,24 @@ def _keras_backend_list(text: str) -> list[str]:
 
 def parity_matrix(args: argparse.Namespace, names: list[str], keras_backends: list[str]) -> int:
     """One verdict column per Keras backend: Keras picks its backend once per process, so each
-    backend's check runs in a process of its own (all at once; the table prints at the end)."""
+    backend's check runs in a process of its own, one after the other (the largest models take
+    gigabytes each); the table prints at the end."""
     import os
     import subprocess
 
     base = [sys.executable, "-m", "nnzoo", "parity", *names, "--json", "--device", args.device]
     base += ["--numeric"] if args.numeric else []
     base += ["--set", *args.set] if args.set else []
-    procs = {}
-    for kb in keras_backends:
-        env = {**os.environ, "KERAS_BACKEND": kb}
-        procs[kb] = subprocess.Popen([*base, "--keras-backend", kb], env=env, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    print(f"checking {len(names)} models on Keras {', '.join(keras_backends)} "
-          f"(one process each)...", file=sys.stderr, flush=True)
     results: dict[str, dict[str, Any]] = {}
-    for kb, proc in procs.items():
-        out, err = proc.communicate()
+    for kb in keras_backends:
+        print(f"checking {len(names)} models on Keras {kb}...", file=sys.stderr, flush=True)
+        env = {**os.environ, "KERAS_BACKEND": kb}
+        done = subprocess.run([*base, "--keras-backend", kb], env=env, text=True,
+                              capture_output=True)
         try:
-            results[kb] = {r["name"]: r for r in json.loads(out)}
+            results[kb] = {r["name"]: r for r in json.loads(done.stdout)}
         except json.JSONDecodeError:
-            last = (err.strip().splitlines() or ["no output"])[-1]
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise NnzooError(f"the check on Keras {kb} failed to run: {last}") from None
     if args.json:
         print(json.dumps(results, indent=2))

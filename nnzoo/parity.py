@@ -185,6 +185,8 @@ class Agreement:
     scale: float
     dtype: str = "float64"
     noise: float = 0.0  # float32 only: max |y_float32 - y_float64| of the PyTorch build
+    #: every weight arrived bit for bit: the destination's canonical state dict equals the source's
+    weights_exact: bool = True
 
     @property
     def bound(self) -> float:
@@ -338,6 +340,14 @@ def numeric_parity(spec: Spec, *, device: str = "cpu", batch: int = 2, seed: int
                                dtype=dtype)
 
 
+def _same_weights(a: Any, b: Any) -> bool:
+    """Both models' canonical state dicts are equal bit for bit (a transfer's round trip)."""
+    from nnzoo.conversion import state_dict
+
+    sa, sb = state_dict(a), state_dict(b)
+    return sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) for k in sa)
+
+
 def _numeric_parity(spec: Spec, *, device: str, batch: int, seed: int, layers: bool, dtype: str,
                     ) -> tuple[list[Agreement], list[LayerDiff]]:
     # One build per framework serves both directions: the Keras build's own initial weights are
@@ -353,18 +363,22 @@ def _numeric_parity(spec: Spec, *, device: str, batch: int, seed: int, layers: b
     keras_own = state_dict(keras_model)
     exercise_state(torch_model, seed, twin=torch_model)
     transfer_weights(torch_model, keras_model)
+    exact_there = _same_weights(torch_model, keras_model)
     y_torch = run(torch_model, x, device=device)
     noise = rounding_noise(torch_model, x, y_torch, device=device) if dtype == "float32" else 0.0
     results = [compare(y_torch, run(keras_model, x, device=device), "torch->keras", dtype, noise)]
+    results[0].weights_exact = exact_there
     rows = layer_report(torch_model, keras_model, x) if layers else []
     load_state_dict(keras_model, keras_own)
     del keras_own
     exercise_state(keras_model, seed + 1, twin=torch_model)
     transfer_weights(keras_model, torch_model)
+    exact_back = _same_weights(keras_model, torch_model)
     y_keras = run(keras_model, x, device=device)
     y_back = run(torch_model, x, device=device)
     noise = rounding_noise(torch_model, x, y_back, device=device) if dtype == "float32" else 0.0
     results.append(compare(y_keras, y_back, "keras->torch", dtype, noise))
+    results[1].weights_exact = exact_back
     del torch_model, keras_model
     gc.collect()  # Keras models hold reference cycles: free the pair before the next check
     return results, rows

@@ -29,6 +29,7 @@ def python(code: str, keras_backend: str, timeout: int = 600) -> subprocess.Comp
                           timeout=timeout, cwd=Path(__file__).parent.parent)
 
 
+@pytest.mark.keras
 def test_the_active_keras_backend_is_reported() -> None:
     nnzoo.build("mlp_small", "keras")
     import keras
@@ -37,6 +38,7 @@ def test_the_active_keras_backend_is_reported() -> None:
     assert "keras" in nnzoo.available_backends()
 
 
+@pytest.mark.keras
 def test_a_second_keras_backend_is_refused_by_name() -> None:
     nnzoo.build("mlp_small", "keras")
     other = next(b for b in KERAS_BACKENDS if b != nnzoo.keras_backend())
