@@ -51,7 +51,7 @@ class Recurrent(ZooModule):
             width, spec.hidden_size, spec.num_layers, bias=True, batch_first=True,
             dropout=spec.dropout if spec.num_layers > 1 else 0.0, bidirectional=spec.bidirectional,
         ))
-        widths = (spec.summary_size, *spec.hidden_sizes)
+        widths = (spec.pooled_width, *spec.hidden_sizes)
         self.classifier = nn.ModuleList(
             dense_block(a, b, act=spec.activation, dropout=spec.head_dropout)
             for a, b in zip(widths, widths[1:])
@@ -84,7 +84,7 @@ class Recurrent(ZooModule):
         if spec.summary == "final":
             # h_n: (layers * dirs, batch, hidden); the top layer's directions, forward first.
             top = h_n[-spec.directions:]
-            return top.transpose(0, 1).reshape(out.shape[0], spec.summary_size)
+            return top.transpose(0, 1).reshape(out.shape[0], spec.pooled_width)
         if spec.summary == "last":
             if lengths is None:
                 return out[:, -1]
