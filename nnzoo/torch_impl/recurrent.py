@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nnzoo.specs.recurrent import RecurrentSpec
-from nnzoo.torch_impl.layers import ZooModule, dense_block
+from nnzoo.torch_impl.layers import ZooModule, dense_block, masked_mean
 
 
 def step_lengths(tokens: torch.Tensor, padding_idx: int) -> torch.Tensor:
@@ -24,16 +24,6 @@ def step_lengths(tokens: torch.Tensor, padding_idx: int) -> torch.Tensor:
 def step_mask(lengths: torch.Tensor, time: int) -> torch.Tensor:
     """(batch, time) bool, True on each sequence's first `length` steps."""
     return torch.arange(time, device=lengths.device)[None, :] < lengths[:, None]
-
-
-def masked_mean(x: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
-    """Mean of (batch, time, width) over the steps where `real` (batch, time) is True."""
-    if real is None:
-        return x.mean(dim=1)
-    # `where`, not a product: whatever a padded step holds (even inf/nan) cannot leak in.
-    total = torch.where(real[..., None], x, torch.zeros_like(x)).sum(dim=1)
-    return total / real.sum(dim=1, keepdim=True).clamp(min=1).to(x.dtype)
-
 
 
 class Recurrent(ZooModule):
