@@ -112,3 +112,12 @@ class WeightTransferError(NnzooError, ValueError):
         self.problems = list(problems)
         lines = [summary, *(f"  - {p}" for p in self.problems)]
         super().__init__("\n".join(lines))
+
+
+class UnknownLayerError(NnzooError, TypeError):
+    """A layer type a tool has no rule for (the FLOPs counter's formulas): named, never silently
+    counted as nothing."""
+
+    def __init__(self, summary: str, problems: Iterable[str] = ()) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join([summary, *(f"  - {p}" for p in self.problems)]))
