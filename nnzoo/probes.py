@@ -77,7 +77,7 @@ def probe_bn_eps(settled: bool) -> float:
     var = np.logspace(-4, 0, 8).astype(np.float32)
     mean = _randn(8, seed=1, scale=0.5)
     x = _randn(2, 8, 6, 6) * np.sqrt(var)[:, None, None] + mean[:, None, None]
-    tb = tnorm(PT, 8, "batch", dims=2).eval()
+    tb = tnorm(PT, "batch", 8, dims=2).eval()
     tb.running_mean.copy_(torch.from_numpy(mean))
     tb.running_var.copy_(torch.from_numpy(var))
     kb = knorm(PT, "batch", name="bn") if settled else keras.layers.BatchNormalization()
@@ -93,7 +93,7 @@ def _bn_step(keras_bn: Any, x: np.ndarray) -> float:
     from nnzoo.torch_impl.layers import norm as tnorm
 
     image = x.ndim == 4
-    tb = tnorm(PT, x.shape[1], "batch", dims=2 if image else 1).train()
+    tb = tnorm(PT, "batch", x.shape[1], dims=2 if image else 1).train()
     with torch.no_grad():
         tb(torch.from_numpy(x))
     keras_bn.build(_nhwc(x).shape if image else x.shape)

@@ -6,8 +6,9 @@ The convention both sides follow:
 - a PyTorch helper is a function or an `nn.Module` class (`EncoderBlock` is the twin of Keras's
   `encoder_block`); the model class (a `ZooModule`) is the twin of Keras's `graph`;
 - where the PyTorch helper takes its input's width `c_in`, the Keras twin takes the input tensor
-  `x` in the same place (Keras reads the width from it); other tensors (`skip`, `mask`) are
-  PyTorch `forward()` arguments, so only Keras lists them;
+  `x` in the same place (Keras reads the width from it); a helper that only makes a layer
+  (`norm`) takes no tensor in Keras, whose layer reads the width when first called; other
+  tensors (`skip`, `mask`) are PyTorch `forward()` arguments, so only Keras lists them;
 - every Keras helper that makes layers ends with the keyword-only `name` (its twin's module path);
 - at most three positional parameters besides tensors; the rest are keyword-only.
 """

@@ -23,7 +23,7 @@ def stage(spec: CNNSpec, c_in: int, st: ConvStage) -> nn.Sequential:
     post = ["norm", "act"] if spec.order == "conv-norm-act" else ["act", "norm"]
     for part in post:
         if part == "norm" and spec.norm != "none":
-            parts["norm"] = norm(spec, st.channels, spec.norm, dims=2)
+            parts["norm"] = norm(spec, spec.norm, st.channels, dims=2)
         elif part == "act":
             parts["act"] = activation(spec.activation)
     if st.pool != "none":

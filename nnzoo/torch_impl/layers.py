@@ -2,8 +2,9 @@
 
 Every argument on which PyTorch and Keras defaults differ is passed explicitly from the spec.
 Twins take the same arguments in the same order: where a helper here takes the input's width
-`c_in`, the Keras twin takes the input tensor `x` (its width is read from it), and the Keras twin
-ends with the keyword-only `name`, the PyTorch module path it stands for.
+`c_in`, the Keras twin takes the input tensor `x` (its width is read from it; a Keras helper
+that only makes a layer, `norm`, needs neither), and the Keras twin ends with the keyword-only
+`name`, the PyTorch module path it stands for.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def activation(kind: str) -> nn.Module:
     raise ValueError(f"unknown activation {kind!r}")  # specs validate first; a bug if reached
 
 
-def norm(spec: Any, c_in: int, kind: str, *, dims: int) -> nn.Module:
+def norm(spec: Any, kind: str, c_in: int, *, dims: int) -> nn.Module:
     """Batch/group/layer norm over `c_in` channels, with eps and momentum taken from the spec.
 
     `dims` is 1 for (N, C) features and 2 for (N, C, H, W) images.

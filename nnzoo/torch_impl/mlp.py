@@ -15,7 +15,7 @@ class MLP(ZooModule):
         widths = (spec.input_size, *spec.hidden_sizes)
         self.hidden = nn.ModuleList(
             dense_block(a, b, act=spec.activation, dropout=spec.dropout, bias=spec.bias,
-                        norm_layer=None if spec.norm == "none" else norm(spec, b, spec.norm, dims=1))
+                        norm_layer=None if spec.norm == "none" else norm(spec, spec.norm, b, dims=1))
             for a, b in zip(widths, widths[1:])
         )
         self.head = nn.Linear(widths[-1], spec.num_classes) if spec.num_classes else nn.Identity()

@@ -31,7 +31,7 @@ def downsample(spec: ResNetSpec, c_in: int, c_out: int, *, stride: int) -> nn.Se
     if stride == 1 and c_in == c_out:
         return None
     return nn.Sequential(conv(spec, c_in, c_out, kernel=1, stride=stride),
-                         norm(spec, c_out, "batch", dims=2))
+                         norm(spec, "batch", c_out, dims=2))
 
 
 class Block(nn.Module):
@@ -49,10 +49,10 @@ class BasicBlock(Block):
     def __init__(self, spec: ResNetSpec, c_in: int, width: int, *, stride: int) -> None:
         super().__init__()
         self.conv1 = conv(spec, c_in, width, kernel=3, stride=stride)
-        self.bn1 = norm(spec, width, "batch", dims=2)
+        self.bn1 = norm(spec, "batch", width, dims=2)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv(spec, width, width, kernel=3)
-        self.bn2 = norm(spec, width, "batch", dims=2)
+        self.bn2 = norm(spec, "batch", width, dims=2)
         self.downsample = downsample(spec, c_in, width, stride=stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,11 +69,11 @@ class Bottleneck(Block):
         super().__init__()
         inner, c_out = spec.inner_width(width), width * spec.expansion
         self.conv1 = conv(spec, c_in, inner, kernel=1)
-        self.bn1 = norm(spec, inner, "batch", dims=2)
+        self.bn1 = norm(spec, "batch", inner, dims=2)
         self.conv2 = conv(spec, inner, inner, kernel=3, stride=stride, groups=spec.groups)
-        self.bn2 = norm(spec, inner, "batch", dims=2)
+        self.bn2 = norm(spec, "batch", inner, dims=2)
         self.conv3 = conv(spec, inner, c_out, kernel=1)
-        self.bn3 = norm(spec, c_out, "batch", dims=2)
+        self.bn3 = norm(spec, "batch", c_out, dims=2)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample(spec, c_in, c_out, stride=stride)
 
@@ -104,7 +104,7 @@ class ResNet(ZooModule):
             self.conv1 = conv(spec, spec.in_channels, spec.stem_width, kernel=7, stride=2)
         else:
             self.conv1 = conv(spec, spec.in_channels, spec.stem_width, kernel=3, stride=1)
-        self.bn1 = norm(spec, spec.stem_width, "batch", dims=2)
+        self.bn1 = norm(spec, "batch", spec.stem_width, dims=2)
         self.relu = nn.ReLU(inplace=True)
         # The small-image stem has no pool; Identity keeps forward() and module paths uniform.
         self.maxpool = pool2d("max", 3, 2, padding=1) if spec.stem == "imagenet" else nn.Identity()

@@ -23,7 +23,7 @@ def double_conv(spec: UNetSpec, c_in: int, c_out: int, *, pool: bool = False) ->
     for n, (a, b) in enumerate(((c_in, c_out), (c_out, c_out)), start=1):
         parts[f"conv{n}"] = conv2d(a, b, 3, padding=1, bias=spec.block_bias)
         if spec.norm != "none":
-            parts[f"norm{n}"] = norm(spec, b, spec.norm, dims=2)
+            parts[f"norm{n}"] = norm(spec, spec.norm, b, dims=2)
         parts[f"act{n}"] = activation(spec.activation)
     return nn.Sequential(parts)
 
