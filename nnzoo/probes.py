@@ -147,11 +147,11 @@ def _pool_probe(kind: str, settled: bool) -> float:
 
     x = _randn(1, 4, 32, 32)
     if settled:
-        model = _keras_fn(lambda i: pool2d(i, kind, 3, 2, 1, name="p"), (32, 32, 4))
+        model = _keras_fn(lambda i: pool2d(i, kind, 3, 2, padding=1, name="p"), (32, 32, 4))
     else:
         cls = keras.layers.MaxPooling2D if kind == "max" else keras.layers.AveragePooling2D
         model = _keras_fn(cls(3, strides=2, padding="same"), (32, 32, 4))
-    return _diff(_torch_run(tpool(kind, 3, 2, 1), x), _nchw(model(_nhwc(x))))
+    return _diff(_torch_run(tpool(kind, 3, 2, padding=1), x), _nchw(model(_nhwc(x))))
 
 
 def probe_pool_padding(settled: bool) -> float:

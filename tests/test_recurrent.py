@@ -32,7 +32,7 @@ def test_seed_models_load_and_agree(name: str, summary: str) -> None:
     spec = model.spec
     lstm = nn.LSTM(spec.input_size, spec.hidden_size, spec.num_layers, batch_first=True,
                    dropout=spec.dropout, bidirectional=spec.bidirectional)
-    fc = nn.Linear(spec.summary_size, spec.num_classes)
+    fc = nn.Linear(spec.pooled_width, spec.num_classes)
     state = model.state_dict()
     lstm.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("lstm.")}, strict=True)
     fc.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")}, strict=True)
