@@ -106,9 +106,9 @@ def test_unknown_backend() -> None:
 
 def test_missing_backend_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
-    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "tensorflow" else real(name, *a))
+                        lambda name, *a: None if name == "keras" else real(name, *a))
     with pytest.raises(BackendNotInstalledError, match=r'pip install "nnzoo\[keras\]"'):
         nnzoo.build("mlp_small", backend="keras")
 
