@@ -8,7 +8,6 @@ exporter or framework starts.
 from __future__ import annotations
 
 import importlib.util
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +81,7 @@ NEEDS: dict[tuple[str, str], tuple[str, ...]] = {
                                                       "keras/torch")},
 }
 #: the extra that installs a package, where it is not `export`
-EXTRA = {"tensorflow": "keras-tensorflow"}
+EXTRA = {"tensorflow": "keras"}
 
 
 def family_reason(spec: Spec, writer: str, fmt: str) -> str | None:
@@ -131,6 +130,38 @@ def check_format(fmt: object, writer: str, spec: Spec, path: str | Path, where: 
     if not suffix and p.is_file():
         raise ExportFormatError(fmt, where, f"a {fmt} is a directory and {str(p)!r} is a file", can)
     for package in NEEDS.get((writer, fmt), ()):  # type: ignore[arg-type]
-        if package not in sys.modules and importlib.util.find_spec(package) is None:
+        if importlib.util.find_spec(package) is None:
             raise ExportDependencyError(str(fmt), package, EXTRA.get(package, "export"))
     return p
+
+
+# ---- the README's table ------------------------------------------------------------------------
+#: short column names for the writers
+WRITER_NAMES = {"torch": "PyTorch", "keras/tensorflow": "Keras-TF", "keras/jax": "Keras-JAX",
+                "keras/torch": "Keras-torch"}
+
+
+def markdown_table(names: list[str]) -> str:
+    """Families x formats: which builds write each format, for one registered model per family.
+
+    A writer that can only once a field changes (a recurrent model without padding id) is listed
+    with that change. Generated from `SUPPORT` and `family_reason`; the export tests assert every
+    cell (a refusal raises `ExportFormatError`, the rest round-trip and pass the check).
+    """
+    from nnzoo.registry import get_spec
+
+    lines = [f"| family (model) | {' | '.join(FORMATS)} |", "|---" * (len(FORMATS) + 1) + "|"]
+    for name in names:
+        spec = get_spec(name)
+        unpadded = spec.replace(padding_idx=None) if "padding_idx" in spec.field_names() else spec
+        cells = []
+        for fmt in FORMATS:
+            who = []
+            for writer, short in WRITER_NAMES.items():
+                if writable(writer, spec)[fmt] is None:
+                    who.append(short)
+                elif writable(writer, unpadded)[fmt] is None:
+                    who.append(f"{short} (padding_idx=None)")
+            cells.append(", ".join(who) or "-")
+        lines.append(f"| {spec.family} (`{name}`) | {' | '.join(cells)} |")
+    return "\n".join(lines)
