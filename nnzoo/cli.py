@@ -166,6 +166,27 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Build NAME (with --weights), export it as --format, and check the artifact against it."""
+    import nnzoo
+    from nnzoo.backends import keras_backend
+    from nnzoo.exporting import formats
+    from nnzoo.registry import resolve
+
+    spec = resolve(args.name, **parse_overrides(args.overrides))
+    writer = formats.writer_of(args.backend, keras_backend() if args.backend == "keras" else None)
+    formats.check_format(args.format, writer, spec, args.out, f"{args.name} from {writer}")
+    model = nnzoo.build(spec, args.backend, seed=0, weights=args.weights)
+    from nnzoo.exporting import export
+
+    result = export(model, args.format, args.out, check=not args.no_check, name=args.name)
+    print(result)
+    if result.checked:
+        print(f"max |artifact - native| = {result.max_abs:.3e} over {len(result.checks)} inputs "
+              f"(float32 parity bound: {'met' if result.ok else 'EXCEEDED'})")
+    return 0 if result.ok else 1
+
+
 def _bench_runner() -> Any:
     """`benchmarks.run` of a source checkout (the benchmarks are not part of the package)."""
     import importlib
@@ -292,10 +313,26 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", help="load a weights file into one backend and save it there")
     model_arguments(p)
-    p.add_argument("--weights", required=True, help="a .pt/.pth/.bin state dict or a .weights.h5")
+    p.add_argument("--weights", required=True,
+                   help="a .pt/.pth/.bin state dict, a .safetensors file or a .weights.h5")
     p.add_argument("--to", required=True, choices=("torch", "keras"))
-    p.add_argument("--out", required=True, help="OUT.pt for --to torch, OUT.weights.h5 for keras")
+    p.add_argument("--out", required=True, help="OUT.pt for --to torch, OUT.weights.h5 for keras, "
+                   "OUT.safetensors for either (canonical keys and layouts)")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("export", help="write ONNX, pt2, SavedModel, LiteRT, safetensors or .keras, "
+                       "and check it against the native build")
+    model_arguments(p)
+    p.add_argument("--backend", required=True, choices=("torch", "keras"),
+                   help="the build to export (keras: the active Keras backend)")
+    p.add_argument("--format", required=True,
+                   choices=("onnx", "pt2", "saved-model", "litert", "safetensors", "keras"))
+    p.add_argument("--out", required=True, help="the file (a directory for saved-model)")
+    p.add_argument("--weights", help="load these weights first (.pt/.pth/.bin, .safetensors, "
+                   ".weights.h5); default: a fresh build with seed 0")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip reloading the artifact in its runtime and comparing outputs")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bench", help="speed and memory of both backends next to references "
                        "(from a source checkout; writes benchmarks/results/)")

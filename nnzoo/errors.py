@@ -149,3 +149,28 @@ class UnknownLayerError(NnzooError, TypeError):
     def __init__(self, summary: str, problems: Iterable[str] = ()) -> None:
         self.problems = list(problems)
         super().__init__("\n".join([summary, *(f"  - {p}" for p in self.problems)]))
+
+
+class ExportFormatError(NnzooError, ValueError):
+    """An export format that this model's backend (or family) cannot write: says why, and names
+    the formats it can write."""
+
+    def __init__(self, fmt: object, where: str, reason: str, can: Iterable[str]) -> None:
+        self.format, self.where, self.reason, self.can = fmt, where, reason, list(can)
+        super().__init__(f"cannot export {where} as {fmt!r}: {reason}; it can be written as: "
+                         f"{', '.join(self.can) or 'nothing'}")
+
+
+class ExportDependencyError(BackendNotInstalledError):
+    """An exporter or runtime package that is missing (a `BackendNotInstalledError`)."""
+
+    def __init__(self, fmt: str, missing: str, extra: str = "export") -> None:
+        self.backend, self.missing, self.format = fmt, missing, fmt
+        NnzooError.__init__(
+            self, f"the {fmt!r} format needs the {missing!r} package, which is not installed; "
+                  f'install it with: pip install "nnzoo[{extra}]"')
+
+
+class ExportCheckError(NnzooError, AssertionError):
+    """An exported artifact whose outputs, run in its own runtime, disagree with the native
+    model's beyond the float32 parity bound (the artifact is left on disk for inspection)."""

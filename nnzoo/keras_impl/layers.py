@@ -158,7 +158,7 @@ class MaskedMean(layers.Layer):
     def call(self, x: Any, real: Any = None) -> Any:
         if real is None:
             return ops.mean(x, axis=1)
-        total = ops.sum(ops.where(real[..., None], x, ops.zeros_like(x)), axis=1)
+        total = ops.sum(ops.where(ops.expand_dims(real, -1), x, ops.zeros_like(x)), axis=1)
         count = ops.maximum(ops.sum(ops.cast(real, x.dtype), axis=1, keepdims=True), 1.0)
         return total / count
 
