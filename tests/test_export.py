@@ -91,13 +91,11 @@ def test_torch_exports(name: str, out: Path) -> None:
     round_trips(name, "torch", out)
 
 
-@pytest.mark.keras
 @pytest.mark.parametrize("name", FAMILY_MODELS)
 def test_keras_exports(name: str, out: Path) -> None:
     round_trips(name, "keras", out)
 
 
-@pytest.mark.keras
 @pytest.mark.parametrize("name", FAMILY_MODELS)
 def test_onnx_and_safetensors_agree_across_frameworks(name: str, out: Path) -> None:
     """The ONNX files of the PyTorch build and of its Keras twin give the same outputs in
@@ -171,7 +169,6 @@ def test_export_is_lazy_and_safetensors_needs_no_framework(tmp_path: Path) -> No
 
 
 # ---- safetensors as a weights file --------------------------------------------------------------
-@pytest.mark.keras
 def test_safetensors_weights_in_build_and_convert(tmp_path: Path) -> None:
     """`nnzoo convert --out x.safetensors` and `build(weights=...)`, either backend, both ways."""
     from nnzoo.cli import main
