@@ -24,6 +24,10 @@ target, backward, plain SGD update):
                                  jax.jit on JAX, eager on PyTorch)
   keras/tensorflow  xla          the same with `jit_compile=True`
 Non-image models skip channels_last (it is a layout of 4-d tensors).
+Exported (kind "onnx", nnzoo's PyTorch build only, in a job of its own):
+  torch  onnxruntime    `nnzoo.export(model, "onnx", ...)` (the dynamo exporter), run by an
+                        onnxruntime CPU session with the job's thread count; the artifact's size
+                        is reported with it
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ FAST = {label: FIXED[label][0] for label in LABELS}
 #: Compiled paths measured only for the run's compile set (torch.compile: minutes per model on
 #: a small CPU); XLA and jax.jit are measured for every model.
 COMPILE_ONLY = COMPILED - {"xla"}
+ONNX = ("onnxruntime",)
+#: models measured in onnxruntime by default (`--onnx` chooses others)
+ONNX_MODELS = ("resnet50", "vit_s_16")
 LR = 1e-4
 
 
@@ -153,6 +160,28 @@ def output(model: Any, x: np.ndarray, label: str) -> np.ndarray:
         with torch.inference_mode():
             return to_numpy(model(torch.from_numpy(x)))
     return to_numpy(model(tensor(x, label), training=False))
+
+
+def onnx_infer(model: Any, x: np.ndarray, threads: int) -> tuple[Callable[[], Any], int]:
+    """Export with `nnzoo.export` (unchecked: the tests check it), open an onnxruntime session;
+    (the call, the artifact's size in bytes)."""
+    import tempfile
+    from pathlib import Path
+
+    import onnxruntime as ort
+
+    import nnzoo
+
+    path = Path(tempfile.mkdtemp()) / "model.onnx"
+    nnzoo.export(model, "onnx", path, check=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    size = path.stat().st_size
+    path.unlink()
+    return (lambda: session.run(None, {name: x})), size
 
 
 def sync(out: Any) -> Any:

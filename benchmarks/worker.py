@@ -171,6 +171,9 @@ def build_all(job: dict[str, Any]) -> dict[str, Any]:
 def prepare(model: Any, job: dict[str, Any], item: dict[str, Any], x: np.ndarray) -> Any:
     """The zero-argument callable of one measurement."""
     label = job["backend"]
+    if item["kind"] == "onnx":  # the artifact's size goes into the item, and so into its row
+        fn, item["artifact_bytes"] = paths.onnx_infer(model, x, item["threads"])
+        return fn
     if item["kind"] == "infer":
         return paths.infer(model, x, label, item["path"], compile=job.get("optimize_compile"))
     target = np.random.default_rng(1).standard_normal(paths.output(model, x, label).shape)
