@@ -14,12 +14,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 import nnzoo
-from nnzoo.fast import OptimizeError, paths
+from nnzoo.errors import InputError, NotAModelError
+from nnzoo.fast import OptimizeError, paths, tuning
 from nnzoo.layout import to_keras
 from nnzoo.runtime import to_numpy
 
@@ -29,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: channels-last convolutions, XLA and compiled kernels may sum in another order: float32
 #: round-off, nothing more.
 ATOL = 1e-5
-BUDGET = 2.0  # seconds: tiny models, where a timed round takes milliseconds
+BUDGET = 1.0  # seconds: tiny models, where a timed round takes milliseconds
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +39,18 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own empty cache: none reads or writes the user's ~/.cache."""
     monkeypatch.setenv("NNZOO_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Any:
+    """PyTorch on one thread here: these models take microseconds per call, and on a shared
+    2-core machine two OpenMP threads spinning at each barrier made a batch-2 `mlp_small` call
+    take 140 ms instead (measured), which only costs test time. The choice is keyed by the
+    thread count, so nothing tuned here leaks into the other setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _close(got: np.ndarray, want: np.ndarray) -> None:
@@ -126,6 +140,35 @@ def test_wrong_or_broken_paths_are_never_chosen(monkeypatch: pytest.MonkeyPatch)
     assert "wrong" not in fast.report.times_s
 
 
+def _mock_rounds(monkeypatch: pytest.MonkeyPatch, times: dict[str, float]) -> None:
+    """Timed rounds that report the given seconds per call instead of measuring."""
+    def rounds(trials, inputs, deadline, update) -> None:
+        for t in trials:
+            if t.status == "ok":
+                t.samples = [times[t.path.name]] * 3
+
+    monkeypatch.setattr(tuning, "_rounds", rounds)
+
+
+def test_the_fastest_correct_path_is_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mock timings: the lowest median wins, unless its outputs are wrong; near-ties (within
+    `tuning.TIE`) go to the simplest path, which costs nothing to compile next time."""
+    wrong = paths.Path("wrong", "fastest and wrong", lambda m: lambda x: torch.ones(len(x), 10))
+    quick = paths.Path("quick", "right", lambda m: lambda x: m(x))
+    _fake_paths(monkeypatch, [wrong, quick])
+    model = nnzoo.build("mlp_small", "torch", seed=0)
+    x = model.spec.example_input(2)
+    _mock_rounds(monkeypatch, {"eager": 3e-3, "inference_mode": 2e-3, "wrong": 1e-4,
+                               "quick": 1e-3})
+    fast = nnzoo.optimize(model, x, budget=1.0, cache=False)
+    assert fast.path == "quick" and fast.report.times_s["quick"] == 1e-3
+    assert "wrong" not in fast.report.times_s
+    assert "quick" in repr(fast) and "<- chosen" in str(fast.report)
+    _mock_rounds(monkeypatch, {"eager": 1.01e-3, "inference_mode": 2e-3, "wrong": 1e-4,
+                               "quick": 1e-3})
+    assert nnzoo.optimize(model, x, budget=1.0, cache=False).path == "eager"  # within TIE
+
+
 def test_budget_bounds_the_tuning(monkeypatch: pytest.MonkeyPatch) -> None:
     """Slow paths: the ones past the budget are not tried, and the rounds stop in time."""
     def slow(model):
@@ -181,8 +224,9 @@ def test_report_shows_the_choice_and_the_times() -> None:
 CHILD = """
 import json, sys, nnzoo, torch
 torch.manual_seed(0)
+torch.set_num_threads(1)
 model = nnzoo.build("mlp_small", "torch", seed=0)
-fast = nnzoo.optimize(model, budget=1.5, compile=False)
+fast = nnzoo.optimize(model, budget=0.5, compile=False)
 print(json.dumps({"source": fast.report.source, "choice": fast.path,
                   "tuned": "nnzoo.fast.tuning" in sys.modules, "times": fast.report.times_s}))
 """
@@ -208,12 +252,12 @@ def test_second_process_reuses_the_choice(cache_dir: Path) -> None:
 def test_cache_key_follows_shape_and_settings(cache_dir: Path) -> None:
     model = nnzoo.build("mlp_small", "torch", seed=0)
     x = model.spec.example_input(2)
-    assert nnzoo.optimize(model, x, budget=1.0, compile=False).report.source == "tuned"
-    assert nnzoo.optimize(model, x, budget=1.0, compile=False).report.source == "cache"
-    for other in ({"example": model.spec.example_input(3)}, {"example": x, "budget": 1.5}):
-        kwargs = {"budget": 1.0, **other}
+    assert nnzoo.optimize(model, x, budget=0.3, compile=False).report.source == "tuned"
+    assert nnzoo.optimize(model, x, budget=0.3, compile=False).report.source == "cache"
+    for other in ({"example": model.spec.example_input(3)}, {"example": x, "budget": 0.4}):
+        kwargs = {"budget": 0.3, **other}
         assert nnzoo.optimize(model, compile=False, **kwargs).report.source == "tuned"
-    assert nnzoo.optimize(model, x, budget=1.0, compile=False, cache=False
+    assert nnzoo.optimize(model, x, budget=0.3, compile=False, cache=False
                           ).report.source == "tuned"
     assert len(json.loads((cache_dir / "optimize.json").read_text())) == 3
 
@@ -221,25 +265,34 @@ def test_cache_key_follows_shape_and_settings(cache_dir: Path) -> None:
 def test_unreadable_cache_is_rewritten(cache_dir: Path) -> None:
     cache_dir.mkdir(parents=True)
     (cache_dir / "optimize.json").write_text("{not json")
-    fast = nnzoo.optimize(nnzoo.build("mlp_small", "torch", seed=0), budget=1.0, compile=False)
+    fast = nnzoo.optimize(nnzoo.build("mlp_small", "torch", seed=0), budget=0.3, compile=False)
     assert fast.report.source == "tuned"
     assert len(json.loads((cache_dir / "optimize.json").read_text())) == 1
 
 
 def test_progress_is_quiet_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
-    nnzoo.optimize(nnzoo.build("mlp_small", "torch", seed=0), budget=1.0, compile=False)
+    nnzoo.optimize(nnzoo.build("mlp_small", "torch", seed=0), budget=0.3, compile=False)
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("kwargs", [{"budget": 0}, {"budget": "30"}, {"compile": "yes"}])
+@pytest.mark.parametrize("kwargs", [{"budget": 0}, {"budget": "30"}, {"budget": True},
+                                    {"compile": "yes"}, {"autotune": "no"}])
 def test_bad_arguments_are_refused(kwargs: dict) -> None:
     with pytest.raises(OptimizeError, match=next(iter(kwargs))):
         nnzoo.optimize(torch.nn.Linear(2, 2), **kwargs)
 
 
 def test_not_a_model_is_refused() -> None:
-    with pytest.raises(TypeError, match="torch.nn.Module or a keras.Model"):
+    with pytest.raises(NotAModelError, match="torch.nn.Module or a keras.Model, got object"):
         nnzoo.optimize(object())
+
+
+def test_an_example_the_model_cannot_take_is_an_input_error() -> None:
+    model = nnzoo.build("mlp_small", "torch", seed=0)
+    with pytest.raises(InputError, match=r"plain call fails on \(2, 5\)"):
+        nnzoo.optimize(model, np.zeros((2, 5), np.float32), budget=0.3)
+    with pytest.raises(InputError, match="cannot make a tensor of str"):
+        nnzoo.optimize(model, "an image", budget=0.3)
 
 
 def test_optimize_imports_no_framework() -> None:
@@ -364,3 +417,24 @@ def test_keras_plain_functional_model_is_accepted() -> None:
     _close(to_numpy(fast(x)), to_numpy(model(x, training=False)))
     assert fast.report.source == "tuned"
     assert nnzoo.optimize(model, x, budget=BUDGET, compile=False).report.source == "cache"
+
+
+@pytest.mark.keras
+def test_keras_wrong_path_is_rejected_and_bad_example_refused(
+        keras_mlp: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On every Keras backend: a fast but wrong path is checked out, and an example the model
+    cannot take is an nnzoo InputError, not the backend's own exception."""
+    import keras
+
+    model, x, want = keras_mlp
+    wrong = paths.Path("wrong", "fastest and wrong",
+                       lambda m: lambda x: keras.ops.zeros((x.shape[0], 10)))
+    _fake_paths(monkeypatch, [wrong])
+    _mock_rounds(monkeypatch, {"eager": 2e-3, "jit": 1e-3, "function": 1e-3,
+                               "inference_mode": 1e-3, "wrong": 1e-5})
+    fast = nnzoo.optimize(model, x, budget=BUDGET, cache=False)
+    status = {p["path"]: p["status"] for p in fast.report.paths}
+    assert status["wrong"] == "mismatch" and fast.path != "wrong"
+    _close(to_numpy(fast(x)), want)
+    with pytest.raises(InputError, match="plain call fails"):
+        nnzoo.optimize(model, np.zeros((2, 7), np.float32), budget=BUDGET, cache=False)

@@ -18,17 +18,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from nnzoo.errors import NnzooError
+from nnzoo.errors import InputError, NotAModelError, OptimizeError
 from nnzoo.fast import cache as _cache
 from nnzoo.fast.paths import Path, fixed_path, input_signature, label, paths_for
 
 __all__ = ["FastModel", "OptimizeError", "Report", "input_signature", "optimize"]
 
 DEFAULT_BUDGET_S = 30.0
-
-
-class OptimizeError(NnzooError, ValueError):
-    """An `optimize` argument that cannot be used (names it and what is allowed)."""
 
 
 @dataclass
@@ -148,10 +144,17 @@ def optimize(model: Any, example: Any = None, *, compile: bool | None = None,
     outputs are checked against the plain call's by nnzoo.parity's float32 criterion; a path
     that fails or disagrees is reported and never chosen.
     """
-    which = label(model)
-    if not isinstance(budget, int | float) or not budget > 0:
+    try:
+        which = label(model)
+    except TypeError as exc:
+        raise NotAModelError(f"nnzoo.optimize takes a torch.nn.Module or a keras.Model, got "
+                             f"{type(model).__name__}") from exc
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget > 0:
         raise OptimizeError(f"budget={budget!r} is invalid: seconds of tuning, a number > 0")
-    if compile not in (None, True, False):
+    if not isinstance(autotune, bool):
+        raise OptimizeError(f"autotune={autotune!r} is invalid: True (measure the paths) or "
+                            "False (the fixed recipe)")
+    if compile is not None and not isinstance(compile, bool):
         raise OptimizeError(f"compile={compile!r} is invalid: True, False or None (when the "
                             "budget allows)")
     if which == "torch":
@@ -230,8 +233,6 @@ def _shapes(inputs: tuple[Any, ...]) -> list[list[Any]]:
 
 def _inputs(model: Any, which: str, example: Any) -> tuple[Any, ...] | None:
     """The example as a tuple of framework tensors on the model's device (None: none to be had)."""
-    import numpy as np
-
     if example is None:
         spec = getattr(model, "spec", None)
         if spec is None or not hasattr(spec, "example_input"):
@@ -241,6 +242,17 @@ def _inputs(model: Any, which: str, example: Any) -> tuple[Any, ...] | None:
         x = spec.example_input(1, seed=0)
         example = x if which == "torch" else to_keras(x, spec.input_kind)
     xs = tuple(example) if isinstance(example, tuple | list) else (example,)
+    try:
+        return _tensors(model, which, xs)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        kinds = ", ".join(type(x).__name__ for x in xs)
+        raise InputError(f"example: cannot make a tensor of {kinds} ({exc}); pass a numpy array "
+                         "or a tensor of the model's framework (or a tuple of them)") from exc
+
+
+def _tensors(model: Any, which: str, xs: tuple[Any, ...]) -> tuple[Any, ...]:
+    import numpy as np
+
     if which == "torch":
         import torch
 

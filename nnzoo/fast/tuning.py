@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from nnzoo.errors import InputError
 from nnzoo.fast.paths import Call, Path
 
 ROUNDS = 5
@@ -231,8 +232,11 @@ def _try(trial: Trial, model: Any, label: str, inputs: tuple[Any, ...], *, first
         trial.calls = max(1, math.ceil(MIN_REPEAT_S / max(trial.estimate_s, 1e-6)))
         trial.status = "ok"
     except Exception as exc:  # one broken path does not stop the others
-        if first:  # the plain call itself fails: the input is wrong, say so as the model does
-            raise
+        if first:  # the plain call itself fails: the example is not an input of this model
+            shapes = ", ".join(f"{tuple(x.shape)} {x.dtype}" for x in inputs)
+            raise InputError(f"example: the model's plain call fails on {shapes}: "
+                             f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
+                             ) from exc
         trial.status, trial.call = "failed", None
         trial.note = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
 
