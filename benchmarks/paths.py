@@ -70,8 +70,8 @@ def tensor(x: np.ndarray, label: str) -> Any:
     return keras.ops.convert_to_tensor(x)
 
 
-def infer(model: Any, x: np.ndarray, label: str, path: str, *, compile: bool | None = None
-          ) -> Callable[[], Any]:
+def infer(model: Any, x: np.ndarray, label: str, path: str, *, compile: bool | None = None,
+          budget: float = 30.0) -> Callable[[], Any]:
     """One inference path; `optimize`'s callable carries `.info` (its choice and tuning)."""
     from nnzoo.fast import optimize
     from nnzoo.fast.paths import paths_for
@@ -87,7 +87,7 @@ def infer(model: Any, x: np.ndarray, label: str, path: str, *, compile: bool | N
         # on a copy: were it to go channels-last in place, the other paths kept for comparison
         # (`benchmarks.worker`) would run on a model whose layout they do not expect
         subject = copy.deepcopy(model) if label == "torch" else model
-        fast = optimize(subject, xt, compile=compile, progress=False)
+        fast = optimize(subject, xt, compile=compile, budget=budget, progress=False)
         report = fast.report
 
         def call() -> Any:

@@ -67,8 +67,9 @@ def markdown(results: dict[str, Any]) -> str:
     if not meta.get("compiled"):
         lines += ["torch.compile: not measured as a path of its own in this run (20 s to minutes "
                   "per model on a small CPU; the full run measures it for resnet50 and one ViT). "
-                  "`optimize` still tries it where its 30 s budget fits the predicted compile "
-                  "time: its rows name the path it chose.", ""]
+                  f"`optimize` still tries it where its {meta.get('optimize_budget_s', 30):g} s "
+                  "budget fits the predicted compile time: its rows name the path it chose.",
+                  ""]
     lines += ["## Targets", "", "| model | target | compared | value | verdict | note |",
               "|---|---|---|---:|---|---|"]
     footnotes: list[str] = []

@@ -76,6 +76,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="models whose PyTorch build is also exported to ONNX and timed in "
                         "onnxruntime (default: resnet50 and vit_s_16 where chosen; none with "
                         "--quick)")
+    p.add_argument("--optimize-budget", type=float, default=30.0, metavar="S",
+                   help="nnzoo.optimize's tuning budget per model, framework and batch "
+                        "(default 30 s, optimize's own default)")
+    p.add_argument("--no-memory", action="store_true",
+                   help="skip the peak-memory jobs (a fresh process per implementation)")
     p.add_argument("--no-references", action="store_true", help="nnzoo's builds only")
     p.add_argument("--no-train", action="store_true", help="skip the training steps")
     p.add_argument("--tag", help="output file stem (default: latest, or quick with --quick)")
@@ -173,7 +178,9 @@ def plan(args: argparse.Namespace, models: list[str]) -> tuple[list[dict[str, An
                             for p in paths.TRAIN[label] if p != "channels_last" or image]
             jobs.append({**common, "backend": label, "impls": impls, "model": name,
                          "measure": measure, "optimize_compile": True if name in compiled
-                         else None})
+                         else None, "optimize_budget": args.optimize_budget})
+            if args.no_memory:
+                continue
             # peak memory, each implementation alone (references only in the full run)
             fast = paths.FAST[label] if image or label != "torch" else "inference_mode"
             memory = [{"kind": "infer", "path": fast, "batch": max(batches)}]
@@ -314,7 +321,7 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     results: dict[str, Any] = {
         "meta": {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": bool(args.quick),
-                 "models": models,
+                 "models": models, "optimize_budget_s": args.optimize_budget,
                  "selection": "named" if args.names else "quick set" if args.quick else
                  "default set",
                  "batches": [int(b) for b in str(args.batch).split(",") if b],

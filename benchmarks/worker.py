@@ -175,7 +175,8 @@ def prepare(model: Any, job: dict[str, Any], item: dict[str, Any], x: np.ndarray
         fn, item["artifact_bytes"] = paths.onnx_infer(model, x, item["threads"])
         return fn
     if item["kind"] == "infer":
-        return paths.infer(model, x, label, item["path"], compile=job.get("optimize_compile"))
+        return paths.infer(model, x, label, item["path"], compile=job.get("optimize_compile"),
+                           budget=job.get("optimize_budget", 30.0))
     target = np.random.default_rng(1).standard_normal(paths.output(model, x, label).shape)
     return paths.train(model, x, target.astype(np.float32), label, item["path"])
 
