@@ -12,17 +12,21 @@ from typing import Any
 
 from benchmarks import paths
 from benchmarks.targets import (
+    KERAS_TF,
     T_MATMUL,
     TEXT,
     Row,
     flops_of,
     fmt_ms,
+    label,
     matmul_rates,
     matmul_samples,
     pick,
     rows,
     targets,
 )
+
+MATMUL_OP = {"torch": "torch.mm", KERAS_TF: "tf.linalg.matmul", "keras/jax": "jax.numpy.matmul"}
 
 
 # ---- text ------------------------------------------------------------------------------------
@@ -46,9 +50,13 @@ def markdown(results: dict[str, Any]) -> str:
         "absolute times depend on how busy the shared machine was.", "",
         "Matrix-multiply rate (fp32, 2048x2048, sustained; at the start / end of the run, the "
         "higher one used): " + ", ".join(
-            f"{'torch.mm' if k == 'torch' else 'tf.linalg.matmul'} "
-            + " / ".join(f"{x:.0f}" for x in v) + " GFLOP/s"
+            f"{MATMUL_OP.get(k, k)} " + " / ".join(f"{x:.0f}" for x in v) + " GFLOP/s"
             for k, v in matmul_samples(results).items()) + ".", "",
+        "What holds on another machine: the ratios between nnzoo and a reference on the same "
+        "path (the same framework code runs both). What does not: which path is fastest, and "
+        "so the Keras-vs-PyTorch and optimize-vs-fixed-recipe comparisons (they follow the "
+        "CPU's vector units and the frameworks' kernels for it); `nnzoo.optimize` measures "
+        "that on the machine it runs on.", "",
         f"Models ({meta.get('selection', 'named')}): {', '.join(meta['models'])}.", "",
         f"Start-up: `import nnzoo` {start.get('import_nnzoo_s', 0) * 1e3:.0f} ms and "
         f"`nnzoo list` {start.get('nnzoo_list_s', 0) * 1e3:.0f} ms wall, in fresh interpreters "
@@ -57,8 +65,11 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     if not meta.get("compiled"):
-        lines += ["torch.compile: not measured in this run (it costs 20-40 s per model; the full "
-                  "run measures it for resnet50 and one ViT).", ""]
+        lines += ["torch.compile: not measured as a path of its own in this run (20 s to minutes "
+                  "per model on a small CPU; the full run measures it for resnet50 and one ViT). "
+                  f"`optimize` still tries it where its {meta.get('optimize_budget_s', 30):g} s "
+                  "budget fits the predicted compile time: its rows name the path it chose.",
+                  ""]
     lines += ["## Targets", "", "| model | target | compared | value | verdict | note |",
               "|---|---|---|---:|---|---|"]
     footnotes: list[str] = []
@@ -88,7 +99,12 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "## Inference", "",
               "Latency per call in ms; throughput in examples/s; GFLOP/s from the analytic count "
               "(multiply-add = 2) and as a share of the larger matmul rate; first: the first "
-              "call (tracing, compiling), at the largest batch.", ""]
+              "call (tracing, compiling), at the largest batch. optimize: `nnzoo.optimize(model, "
+              "x)` tuned on that input (→ the path it chose; its tuning time is in the JSON), "
+              "timed interleaved with a second timing of the fastest path, which the Targets "
+              "table compares it with: under a changing load its absolute time can differ from "
+              "the rows above.",
+              ""]
     head = ["model", "impl", "backend", "path"]
     for b in meta["batches"]:
         head += [f"b{b} ms"]
@@ -96,13 +112,16 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 4 + "---:|" * (len(head) - 4)]
     for (model, impl, backend), group in _groups(pick(rs, kind="infer")):
         f = flops.get((model, impl))
-        for path in [p for p in paths.INFER[backend] if any(r.path == p for r in group)]:
+        known = paths.INFER.get(backend, ())
+        order = [*known, *sorted({r.path for r in group} - set(known))]
+        for path in [p for p in order if any(r.path == p for r in group)]:
             cells = [model, impl, backend, path]
             big = None
             for b in meta["batches"]:
                 r = pick(group, path=path, batch=b)
+                chose = f" → {r[0].extra['chose']}" if r and "chose" in r[0].extra else ""
                 cells.append(f"{fmt_ms(r[0].median_s)} ({fmt_ms(r[0].min_s)}-{fmt_ms(r[0].max_s)})"
-                             if r else "-")
+                             f"{chose}" if r else "-")
                 big = r[0] if r and b == bmax else big
             rate = f * bmax / big.median_s / 1e9 if big and f else None
             cells += [f"{bmax / big.median_s:.1f}" if big else "-",
@@ -116,6 +135,7 @@ def markdown(results: dict[str, Any]) -> str:
     for r in pick(rs, kind="train"):
         lines.append(f"| {r.model} | {r.impl} | {r.backend} | {r.path} | {fmt_ms(r.median_s)} "
                      f"({fmt_ms(r.min_s)}-{fmt_ms(r.max_s)}) | {fmt_ms(r.first_call_s)} |")
+    lines += keras_backends_table(rs, meta["batches"])
     lines += memory_table(results, bmax)
     lines += ["", "## Build", "", "build: constructing and initializing the model, once its "
               "framework (`import`) and the library's model code (`load`) are imported.", "",
@@ -126,10 +146,51 @@ def markdown(results: dict[str, Any]) -> str:
         if s["impl"] == "matmul" or "build_s" not in st or s.get("onnx"):
             continue
         f = flops.get((s["model"], s["impl"]))
-        lines.append(f"| {s['model']} | {s['impl']} | {s['backend']} | {st['build_s']:.2f} | "
+        lines.append(f"| {s['model']} | {s['impl']} | {label(s['backend'])} | {st['build_s']:.2f} | "
                      f"{st.get('params', 0):,} | {f'{f / 1e9:.2f}' if f else '-'} | "
                      f"{st.get('import_s', 0):.1f} | {st.get('load_s', 0):.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def keras_backends_table(rs: list[Row], batches: list[int]) -> list[str]:
+    """Keras on each of its backends: the fastest path of each, and its ratio to Keras on
+    TensorFlow and to native PyTorch (nnzoo's builds, this run)."""
+    mine = pick(rs, impl="nnzoo")
+    models = [m for m in dict.fromkeys(r.model for r in mine)
+              if len({r.backend for r in pick(mine, model=m)} - {"torch"}) > 1]
+    if not models:
+        return []
+    lines = ["", "## Keras on each backend", "",
+             "nnzoo's builds; per cell the fastest path (optimize aside) in ms, then its ratio "
+             "to the fastest Keras-on-TensorFlow path and to the fastest native PyTorch path "
+             "(below 1: faster). Inference at each batch size; training: one step at the "
+             "largest.", ""]
+    cols = [(f"infer b{b}", "infer", b) for b in batches] + [
+        (f"train b{max(batches)}", "train", max(batches))]
+    lines += ["| model | framework | " + " | ".join(c[0] for c in cols) + " |",
+              "|---|---|" + "---|" * len(cols)]
+    for model in models:
+        for backend in [b for b in paths.LABELS if pick(mine, model=model, backend=b)]:
+            cells = []
+            for _, kind, b in cols:
+                best = _best(pick(mine, model=model, backend=backend, kind=kind, batch=b))
+                if best is None:
+                    cells.append("-")
+                    continue
+                ratios = []
+                for ref in (KERAS_TF, "torch"):
+                    other = _best(pick(mine, model=model, backend=ref, kind=kind, batch=b))
+                    if other is not None and ref != backend:
+                        ratios.append(f"{best.median_s / other.median_s:.2f}x "
+                                      f"{'TF' if ref == KERAS_TF else 'PT'}")
+                cells.append(f"{best.path} {fmt_ms(best.median_s)}"
+                             + (f" ({', '.join(ratios)})" if ratios else ""))
+            lines.append(f"| {model} | {backend} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _best(rs: list[Row]) -> Row | None:
+    return min((r for r in rs if r.path != "optimize"), key=lambda r: r.median_s, default=None)
 
 
 def onnx_table(results: dict[str, Any]) -> list[str]:
@@ -178,7 +239,7 @@ def memory_table(results: dict[str, Any], bmax: int) -> list[str]:
             continue
         cells = {r["kind"]: f"{_mib(r.get('peak_mib'))} ({r['path']})" if "error" not in r
                  else "failed" for r in s["rows"]}
-        lines.append(f"| {s['model']} | {s['impl']} | {s['backend']} | "
+        lines.append(f"| {s['model']} | {s['impl']} | {label(s['backend'])} | "
                      f"{_mib(s['setup'].get('build_peak_mib'))} | {cells.get('infer', '-')} | "
                      f"{cells.get('train', '-')} |")
     return lines
@@ -222,13 +283,14 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     sizes = [sum(len(g) for k, g in groups if k[0] == m) for m in models]
     fig, axes = plt.subplots(len(models), 1, figsize=(8, 0.9 + 0.24 * sum(sizes) + 0.5 * len(models)),
                              gridspec_kw={"height_ratios": sizes}, squeeze=False)
-    colors = {"torch": "#ee4c2c", "keras": "#2b7bba"}
+    colors = {"torch": "#ee4c2c", KERAS_TF: "#2b7bba", "keras/jax": "#6a3d9a",
+              "keras/torch": "#f0a030"}
     for ax, model in zip(axes[:, 0], models):
         bars = [r for k, g in groups if k[0] == model for r in g]
         ms = [r.median_s * 1e3 for r in bars]
         limit = 3 * min(ms)  # the paths worth comparing; slower ones are cut and labelled
         ax.barh(range(len(bars)), [min(v, limit) for v in ms],
-                color=[colors[r.backend] for r in bars], edgecolor="black",
+                color=[colors.get(r.backend, "#999999") for r in bars], edgecolor="black",
                 linewidth=[1.5 if r.impl == "nnzoo" else 0 for r in bars])
         for i, (r, v) in enumerate(zip(bars, ms)):
             lo, hi = r.min_s * 1e3, r.max_s * 1e3

@@ -1,14 +1,16 @@
 """The benchmark runner: `python -m benchmarks.run [NAMES] [--batch 1,16] [--quick]`.
 
-Measures every chosen model in both backends, on every execution path (see `benchmarks.paths`),
-next to its reference implementations, plus the machine's matrix-multiply rate and nnzoo's own
-start-up time; writes `benchmarks/results/<tag>.json`, `<tag>.md` and `<tag>.png` (tag:
-`latest`, or `quick` with --quick). Each model x implementation x backend runs in a fresh
-subprocess (`benchmarks.worker`).
+Measures every chosen model in PyTorch and in Keras (on TensorFlow, and for a few models on JAX
+and on PyTorch too), on every execution path (see `benchmarks.paths`) and through
+`nnzoo.optimize`, next to its reference implementations, plus the machine's matrix-multiply
+rate and nnzoo's own start-up time; writes `benchmarks/results/<tag>.json`, `<tag>.md` and
+`<tag>.png` (tag: `latest`, or `quick` with --quick). Each model x framework runs in a fresh
+subprocess (`benchmarks.worker`): Keras picks its backend once per process.
 
---quick: a small model set, fewer repeats, no torch.compile (20-40 s of compiling per model):
-a few minutes. The full run measures the default set (everything but the heaviest variants) and
-compiles resnet50 and one ViT.
+--quick: a small model set, fewer repeats, no torch.compile (20 s to minutes of compiling per
+model): a few minutes. The full run measures the default set (everything but the heaviest
+variants) and compiles resnet50 and one ViT. `nnzoo.optimize` tunes afresh in every run (an
+empty cache per run), so its row shows what a first call on this machine chooses.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +36,10 @@ HEAVY = ("resnet101", "resnet152", "resnext101_*", "wide_resnet*", "vit_b_32", "
          "vit_h_*")
 QUICK = ("mlp_small", "cnn_small", "lstm", "resnet18", "vit_ti_16")
 #: torch.compile is measured (full run only) for the first of these that exist: resnet50, a ViT.
-COMPILE = (("resnet50",), ("vit_b_16", "vit_s_16", "vit_ti_16"))
+COMPILE = (("resnet50",), ("vit_s_16", "vit_b_16", "vit_ti_16"))
+#: Models measured on all three Keras backends by default (the others on TensorFlow only):
+#: the full run's, and the quick run's.
+ALL_KERAS = {"full": ("resnet50", "vit_s_16"), "quick": ("cnn_small", "vit_ti_16")}
 
 
 def cores() -> int:
@@ -61,10 +67,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", nargs="*", metavar="NAME",
                    help="models to measure under torch.compile (default: resnet50 and one ViT; "
                         "none with --quick)")
+    p.add_argument("--keras-backends", metavar="LIST",
+                   help="Keras backends for every model: comma-separated from tensorflow, jax, "
+                        "torch, or 'all' (default: tensorflow, plus jax and torch for "
+                        f"{' and '.join(ALL_KERAS['full'])}; with --quick for "
+                        f"{' and '.join(ALL_KERAS['quick'])})")
     p.add_argument("--onnx", nargs="*", metavar="NAME",
                    help="models whose PyTorch build is also exported to ONNX and timed in "
                         "onnxruntime (default: resnet50 and vit_s_16 where chosen; none with "
                         "--quick)")
+    p.add_argument("--optimize-budget", type=float, default=30.0, metavar="S",
+                   help="nnzoo.optimize's tuning budget per model, framework and batch "
+                        "(default 30 s, optimize's own default)")
+    p.add_argument("--no-memory", action="store_true",
+                   help="skip the peak-memory jobs (a fresh process per implementation)")
     p.add_argument("--no-references", action="store_true", help="nnzoo's builds only")
     p.add_argument("--no-train", action="store_true", help="skip the training steps")
     p.add_argument("--tag", help="output file stem (default: latest, or quick with --quick)")
@@ -101,8 +117,33 @@ def compile_set(args: argparse.Namespace, models: list[str]) -> set[str]:
             if any(n in models for n in group)}
 
 
+def keras_backends(args: argparse.Namespace, name: str) -> list[str]:
+    """The Keras backends model `name` is measured on."""
+    chosen = getattr(args, "keras_backends", None)
+    if chosen:
+        names = ["tensorflow", "jax", "torch"] if chosen == "all" else chosen.split(",")
+        for b in names:
+            if b not in ("tensorflow", "jax", "torch"):
+                raise SystemExit(f"--keras-backends: unknown Keras backend {b!r}; choose from "
+                                 "tensorflow, jax, torch, or all")
+        return names
+    extra = name in ALL_KERAS["quick" if args.quick else "full"]
+    return ["tensorflow", "jax", "torch"] if extra else ["tensorflow"]
+
+
+def missing_packages(label: str) -> str:
+    """'' if the label's framework is installed, else what is missing."""
+    import importlib.util
+
+    from nnzoo.backends import KERAS_BACKENDS
+
+    needs = ("torch",) if label == "torch" else ("keras", *KERAS_BACKENDS[label.split("/")[1]][0])
+    missing = [p for p in needs if importlib.util.find_spec(p) is None]
+    return f"not installed: {', '.join(missing)}" if missing else ""
+
+
 def plan(args: argparse.Namespace, models: list[str]) -> tuple[list[dict[str, Any]], dict]:
-    """The jobs (one subprocess per model and backend) and the status of every reference."""
+    """The jobs (one subprocess per model and framework) and the status of every reference."""
     import nnzoo
     from benchmarks import paths, subjects
 
@@ -110,37 +151,46 @@ def plan(args: argparse.Namespace, models: list[str]) -> tuple[list[dict[str, An
     repeats = args.repeats or (3 if args.quick else 5)
     common = {"warmup": args.warmup, "repeats": repeats, "threads": args.threads,
               "min_repeat_s": 0.05 if args.quick else 0.2}
-    backends = nnzoo.available_backends()
-    # the matmul rate is taken at the start and at the end: the report uses the higher of the two
-    probe = [{**common, "backend": b, "impls": ["matmul"], "model": "matmul", "measure": [{}]}
-             for b in backends]
-    jobs = list(probe)
     compiled = compile_set(args, models)
     refs: dict[str, dict[str, str]] = {}
+    labels_of = {name: [lb for lb in ["torch"] + [f"keras/{b}" for b in keras_backends(args, name)]
+                        if not missing_packages(lb)] for name in models}
+    used = [lb for lb in paths.LABELS if any(lb in v for v in labels_of.values())]
+    # the matmul rate is taken at the start and at the end: the report uses the higher of the
+    # two (Keras on PyTorch multiplies with torch.mm, measured as "torch")
+    probe = [{**common, "backend": lb, "impls": ["matmul"], "model": "matmul", "measure": [{}]}
+             for lb in used if lb != "keras/torch"]
+    jobs = list(probe)
     for name in models:
         image = nnzoo.get_spec(name).input_kind == "image"
         refs[name] = {} if args.no_references else subjects.references(name)
-        for backend in backends:
-            impls = ["nnzoo"] + [i for i, ok in refs[name].items()
-                                 if ok == "ok" and subjects.backend_of_impl(i) == backend]
+        for label in labels_of[name]:
+            framework = paths.framework(label)
+            impls = ["nnzoo"] + [i for i, ok in refs[name].items() if ok == "ok"
+                                 and subjects.backend_of_impl(i) == framework
+                                 and (framework == "torch" or label == "keras/tensorflow")]
             measure = [{"kind": "infer", "path": p, "batch": b} for b in batches
-                       for p in paths.INFER[backend]
-                       if (p != "channels_last" or image) and (p != "compile" or name in compiled)]
+                       for p in paths.INFER[label]
+                       if (not p.startswith("channels_last") or image)
+                       and (p not in paths.COMPILE_ONLY or name in compiled)]
             if not args.no_train:
                 measure += [{"kind": "train", "path": p, "batch": max(batches)}
-                            for p in paths.TRAIN[backend] if p != "channels_last" or image]
-            jobs.append({**common, "backend": backend, "impls": impls, "model": name,
-                         "measure": measure})
+                            for p in paths.TRAIN[label] if p != "channels_last" or image]
+            jobs.append({**common, "backend": label, "impls": impls, "model": name,
+                         "measure": measure, "optimize_compile": True if name in compiled
+                         else None, "optimize_budget": args.optimize_budget})
+            if args.no_memory:
+                continue
             # peak memory, each implementation alone (references only in the full run)
-            memory = [{"kind": "infer", "path": paths.FAST[backend] if image else "eager",
-                       "batch": max(batches)}]
+            fast = paths.FAST[label] if image or label != "torch" else "inference_mode"
+            memory = [{"kind": "infer", "path": fast, "batch": max(batches)}]
             if not args.no_train:
-                memory.append({"kind": "train", "path": paths.TRAIN[backend][0],
+                memory.append({"kind": "train", "path": paths.TRAIN[label][0],
                                "batch": max(batches)})
             for impl in impls if not args.quick else impls[:1]:
-                jobs.append({**common, "warmup": 1, "backend": backend, "impls": [impl],
+                jobs.append({**common, "warmup": 1, "backend": label, "impls": [impl],
                              "model": name, "measure": memory, "memory": True})
-        if name in onnx_set(args) and "torch" in backends:  # a job of its own: the export
+        if name in onnx_set(args) and "torch" in labels_of[name]:  # a job of its own: the export
             jobs.append({**common, "backend": "torch", "impls": ["nnzoo"], "model": name,
                          "onnx": True,
                          "measure": [{"kind": "onnx", "path": p, "batch": b,
@@ -157,7 +207,7 @@ def onnx_set(args: argparse.Namespace) -> set[str]:
     return set() if args.quick else set(paths.ONNX_MODELS)
 
 
-def worker_env() -> dict[str, str]:
+def worker_env(label: str = "torch", cache: str | None = None) -> dict[str, str]:
     """The workers' environment: quiet TensorFlow, and OpenMP threads that sleep when they wait.
 
     OMP_WAIT_POLICY=PASSIVE (unless set already): on a machine whose cores are partly taken by
@@ -167,7 +217,9 @@ def worker_env() -> dict[str, str]:
     """
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "KERAS_BACKEND": "tensorflow"}
+           "KERAS_BACKEND": label.split("/", 1)[1] if "/" in label else "tensorflow"}
+    if cache:  # nnzoo.optimize's choices: tuned afresh in every run, shared within it
+        env["NNZOO_CACHE"] = cache
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # torch.compile's time is reported cold: no on-disk graph cache from an earlier compile of
     # the same graph (nnzoo's ResNet and torchvision's compile to the same one).
@@ -176,7 +228,7 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def run_job(job: dict[str, Any], on_row: Any) -> list[dict[str, Any]]:
+def run_job(job: dict[str, Any], on_row: Any, cache: str | None = None) -> list[dict[str, Any]]:
     """Run one job in a subprocess: one result per implementation; `on_row` per measurement."""
     from benchmarks.worker import MARK
 
@@ -188,7 +240,7 @@ def run_job(job: dict[str, Any], on_row: Any) -> list[dict[str, Any]]:
     with tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([sys.executable, "-m", "benchmarks.worker", json.dumps(job)],
                                 stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT,
-                                env=worker_env())
+                                env=worker_env(job["backend"], cache))
         assert proc.stdout is not None
         for line in proc.stdout:
             if not line.startswith(MARK):
@@ -209,14 +261,18 @@ def run_job(job: dict[str, Any], on_row: Any) -> list[dict[str, Any]]:
         proc.wait()
         err.seek(0)
         tail = err.read()[-2000:]
-    expected = len(job["measure"]) * len(job["impls"])
-    missing = expected - sum(len(r["rows"]) for r in results.values())
+    missing = expected_rows(job) - sum(len(r["rows"]) for r in results.values())
     for r in results.values():
         if proc.returncode != 0 and "error" not in r and len(r["rows"]) < len(job["measure"]):
             r["error"] = f"worker exited with {proc.returncode}: {tail.strip()[-500:]}"
     for _ in range(missing):
         on_row(None)
     return list(results.values())
+
+
+def expected_rows(job: dict[str, Any]) -> int:
+    """Rows a job reports: one per measurement and implementation (`optimize`: nnzoo's only)."""
+    return sum(1 if m.get("path") == "optimize" else len(job["impls"]) for m in job["measure"])
 
 
 def startup_times(repeats: int = 5) -> dict[str, Any]:
@@ -251,7 +307,7 @@ def machine(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from benchmarks import report
+    from benchmarks import paths, report
 
     if isinstance(argv, argparse.Namespace):  # from `nnzoo bench`: its options over our defaults
         args = parse_args([])
@@ -265,17 +321,22 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     results: dict[str, Any] = {
         "meta": {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": bool(args.quick),
-                 "models": models,
+                 "models": models, "optimize_budget_s": args.optimize_budget,
                  "selection": "named" if args.names else "quick set" if args.quick else
                  "default set",
                  "batches": [int(b) for b in str(args.batch).split(",") if b],
                  "repeats": jobs[0]["repeats"], "warmup": args.warmup,
                  "compiled": sorted(compile_set(args, models)), "machine": machine(args),
                  "references": refs, "load_before": load_before,
-                 "omp_wait_policy": worker_env()["OMP_WAIT_POLICY"]},
+                 "omp_wait_policy": worker_env()["OMP_WAIT_POLICY"],
+                 "frameworks": {m: sorted({j["backend"] for j in jobs if j["model"] == m},
+                                          key=paths.LABELS.index) for m in models},
+                 "not_installed": {lb: why for lb in paths.LABELS
+                                   if (why := missing_packages(lb))}},
         "startup": {}, "subjects": [], "memory": [],
     }
-    total = sum(len(j["measure"]) * len(j["impls"]) for j in jobs) + 1
+    total = sum(expected_rows(j) for j in jobs) + 1
+    cache = tempfile.mkdtemp(prefix="nnzoo-bench-cache-")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with Progress(*columns) as progress:
@@ -293,13 +354,14 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
                     what = f"{row.get('kind')} {row.get('path')} b{row.get('batch')}"
                     progress.update(task, description=f"{label} {what}")
 
-            for result in run_job(job, on_row):
+            for result in run_job(job, on_row, cache):
                 if result["memory"]:
                     results["memory"].append(result)
                 else:
                     results["subjects"].append(result)
             if not progress.console.is_terminal:  # a log, not a live bar: one line per job
                 progress.console.print(f"done: {label}")
+    shutil.rmtree(cache, ignore_errors=True)
     results["meta"]["load_after"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     results["meta"]["duration_s"] = round(time.time() - started, 1)
     tag = args.tag or ("quick" if args.quick else "latest")

@@ -13,10 +13,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The targets of the benchmark issue, as (id, text, threshold).
+#: The targets of the benchmark issues, as (id, text, threshold).
 T_REF, T_REF_FAST, T_BACKENDS, T_TRAIN, T_MATMUL = "ref", "ref-fast", "backends", "train", "matmul"
-THRESHOLDS = {T_REF: 1.05, T_REF_FAST: 1.05, T_BACKENDS: 1.15, T_TRAIN: 1.10, T_MATMUL: 0.75}
+T_OPTIMIZE = "optimize"
+THRESHOLDS = {T_REF: 1.05, T_REF_FAST: 1.05, T_BACKENDS: 1.15, T_TRAIN: 1.10, T_MATMUL: 0.75,
+              T_OPTIMIZE: 1.05}
+KERAS_TF = "keras/tensorflow"
 TEXT = {
+    T_OPTIMIZE: "optimize / the fastest path measured in this run, same framework and batch: "
+                "<= 1.05",
     T_REF: "nnzoo / reference, same path, batch {b}: <= 1.05",
     T_REF_FAST: "nnzoo fastest / reference fastest, batch {b}: <= 1.05",
     T_BACKENDS: "fastest Keras vs fastest PyTorch, batch {b}: within 1.15x",
@@ -63,16 +68,24 @@ class Row:
     min_s: float
     max_s: float
     first_call_s: float | None
+    extra: dict[str, Any] = field(default_factory=dict)  # optimize's choice, tuning, versus
+
+
+def label(backend: str) -> str:
+    """A framework label; runs before Keras's other backends joined called TensorFlow "keras"."""
+    return KERAS_TF if backend == "keras" else backend
 
 
 def rows(results: dict[str, Any]) -> list[Row]:
     out = []
     for s in results["subjects"]:
         for r in s["rows"]:
-            if "error" in r or r.get("kind") == "matmul":
+            if "error" in r or r.get("kind") == "matmul" or "median_s" not in r:
                 continue
-            out.append(Row(s["model"], s["impl"], s["backend"], r["kind"], r["path"], r["batch"],
-                           r["median_s"], r["min_s"], r["max_s"], r.get("first_call_s")))
+            extra = {k: r[k] for k in ("chose", "tuning_s", "tuned", "versus") if k in r}
+            out.append(Row(s["model"], s["impl"], label(s["backend"]), r["kind"], r["path"],
+                           r["batch"], r["median_s"], r["min_s"], r["max_s"],
+                           r.get("first_call_s"), extra))
     return out
 
 
@@ -81,7 +94,7 @@ def matmul_samples(results: dict[str, Any]) -> dict[str, list[float]]:
     found: dict[str, list[float]] = {}
     for s in results["subjects"]:
         if s["impl"] == "matmul":
-            found.setdefault(s["backend"], []).extend(
+            found.setdefault(label(s["backend"]), []).extend(
                 r["gflops_per_s"] for r in s["rows"] if "gflops_per_s" in r)
     return found
 
@@ -109,7 +122,8 @@ def pick(rs: Iterable[Row], **where: Any) -> list[Row]:
 
 
 def _fastest(rs: list[Row]) -> Row | None:
-    return min(rs, key=lambda r: r.median_s, default=None)
+    """The fastest of the paths (`optimize` aside: it is one of them, chosen by timing)."""
+    return min((r for r in rs if r.path != "optimize"), key=lambda r: r.median_s, default=None)
 
 
 def _overlap(a: Row, b: Row) -> bool:
@@ -164,21 +178,23 @@ def targets(results: dict[str, Any]) -> list[Verdict]:
                                    ratio, ratio <= THRESHOLDS[T_REF_FAST],
                                    "(overlap)" if _overlap(fm, ft) else "",
                                    ref=impl, backend=str(backend)))
-        ft, fk = (_fastest(pick(mine, backend=x, kind="infer")) for x in ("torch", "keras"))
+        ft, fk = (_fastest(pick(mine, backend=x, kind="infer")) for x in ("torch", KERAS_TF))
         if ft and fk:
             ratio = max(fk.median_s, ft.median_s) / min(fk.median_s, ft.median_s)
-            faster = "keras" if fk.median_s < ft.median_s else "torch"
-            out.append(Verdict(T_BACKENDS, model, f"keras {fk.path} vs torch {ft.path}", ratio,
-                               ratio <= THRESHOLDS[T_BACKENDS], f"{faster} faster",
+            faster = KERAS_TF if fk.median_s < ft.median_s else "torch"
+            out.append(Verdict(T_BACKENDS, model, f"{KERAS_TF} {fk.path} vs torch {ft.path}",
+                               ratio, ratio <= THRESHOLDS[T_BACKENDS], f"{faster} faster",
                                min(fk.median_s, ft.median_s),
-                               backend="torch" if faster == "keras" else "keras"))
-        tt, tk = (_fastest(pick(mine, backend=x, kind="train")) for x in ("torch", "keras"))
+                               backend="torch" if faster == KERAS_TF else KERAS_TF))
+        tt, tk = (_fastest(pick(mine, backend=x, kind="train")) for x in ("torch", KERAS_TF))
         if tt and tk:
             ratio = tk.median_s / tt.median_s
-            out.append(Verdict(T_TRAIN, model, f"keras {tk.path} vs torch {tt.path}", ratio,
-                               ratio <= THRESHOLDS[T_TRAIN],
+            out.append(Verdict(T_TRAIN, model, f"{KERAS_TF} {tk.path} vs torch {tt.path}",
+                               ratio, ratio <= THRESHOLDS[T_TRAIN],
                                "(overlap)" if _overlap(tk, tt) else "",
-                               min(tk.median_s, tt.median_s), backend="keras"))
+                               min(tk.median_s, tt.median_s), backend=KERAS_TF))
+        out += optimize_verdicts(model, pick(rs, model=model, impl="nnzoo", kind="infer"),
+                                 results["meta"]["batches"])
         family = _family(model)
         if family in MATMUL_FAMILIES and rates and (model, "nnzoo") in flops:
             best = _fastest(pick(mine, kind="infer"))
@@ -192,13 +208,66 @@ def targets(results: dict[str, Any]) -> list[Verdict]:
         if v.target in (T_BACKENDS, T_TRAIN) and v.seconds < OVERHEAD_S:
             v.why.append(f"Calls under {OVERHEAD_S * 1e3:.0f} ms: the frameworks' per-call "
                          "dispatch (Python, op launch), not arithmetic, sets the pace.")
-        if v.target == T_BACKENDS and v.note == "keras faster" and v.model not in compiled:
+        if v.target == T_BACKENDS and v.note == f"{KERAS_TF} faster" and v.model not in compiled:
             v.why.append("torch.compile, PyTorch's fastest path, was not measured for this "
                          "model in this run.")
         v.why += evidence(v, rs, flops, b)
         v.why += [why for targets_, pattern, words, why in WHY if v.target in targets_
                   and fnmatch.fnmatchcase(v.model, pattern) and words in v.what]
     return out
+
+
+def optimize_verdicts(model: str, mine: list[Row], batches: list[int]) -> list[Verdict]:
+    """optimize against the fastest path of the same framework and batch, for every one.
+
+    The ratio is taken against the second timing of that path interleaved with optimize's
+    (`versus`, see `benchmarks.worker`) when there is one ("interleaved"), else against its own
+    measurement ("apart"); the times shown are the two compared.
+    """
+    out = []
+    for backend in dict.fromkeys(r.backend for r in mine):
+        for b in batches:
+            opt = pick(mine, backend=backend, batch=b, path="optimize")
+            best = _fastest(pick(mine, backend=backend, batch=b))
+            if not opt or not best:
+                continue
+            o = opt[0]
+            versus = o.extra.get("versus")
+            if versus and versus["path"] == best.path:
+                theirs = versus["median_s"]
+                overlap = o.min_s <= versus["max_s"] and versus["min_s"] <= o.max_s
+                how = "interleaved"
+            else:
+                theirs, overlap, how = best.median_s, _overlap(o, best), "apart"
+            ratio = o.median_s / theirs
+            chose = o.extra.get("chose", "?")
+            v = Verdict(T_OPTIMIZE, model, f"{backend} b{b}: optimize ({chose}) "
+                        f"{fmt_ms(o.median_s)} ms vs {best.path} {fmt_ms(theirs)} ms",
+                        ratio, ratio <= THRESHOLDS[T_OPTIMIZE],
+                        " ".join(x for x in ("(overlap)" if overlap else "", how) if x),
+                        min(o.median_s, best.median_s), backend=backend)
+            if not v.ok:
+                v.why += _optimize_why(o, best, chose)
+            out.append(v)
+    return out
+
+
+def _optimize_why(o: Row, best: Row, chose: str) -> list[str]:
+    """Why optimize missed: the fastest path untried, or its own timing ranked them otherwise."""
+    tuned = {t["path"]: t for t in o.extra.get("tuned", [])}
+    theirs = tuned.get(best.path)
+    if theirs is None or theirs.get("median_s") is None:
+        why = theirs.get("note") or theirs.get("status") if theirs else "not one of its paths"
+        return [f"optimize did not time {best.path} ({o.backend}, {o.model}, batch {o.batch}): "
+                f"{why}."]
+    mine = tuned.get(chose, {}).get("median_s")
+    if best.median_s < OVERHEAD_S:
+        return [f"Calls under {OVERHEAD_S * 1e3:.0f} ms: the frameworks' per-call dispatch "
+                "(Python, op launch), not arithmetic, sets the pace."]
+    return [f"optimize's own timing ({o.backend}, {o.model}, batch {o.batch}, "
+            f"{o.extra.get('tuning_s', 0):.0f} s of tuning) put {chose} at "
+            f"{fmt_ms(mine)} ms and {best.path} at {fmt_ms(theirs['median_s'])} ms: the "
+            "machine's load changed between its tuning and this run's measurement."]
 
 
 def evidence(v: Verdict, rs: list[Row], flops: dict[tuple[str, str], int], b: int) -> list[str]:
@@ -248,5 +317,8 @@ def _family(model: str) -> str | None:
 
 
 def fmt_ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:.1f}" if seconds < 10 else f"{seconds:.0f}s"
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1e3:.2f}" if seconds < 1e-3 else f"{seconds * 1e3:.1f}" if seconds < 10 \
+        else f"{seconds:.0f}s"
 

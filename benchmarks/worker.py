@@ -1,7 +1,8 @@
 """One benchmark job, run in its own process: `python -m benchmarks.worker '<job as JSON>'`.
 
-A timing job is one model in one backend: nnzoo's build and the references of that backend (or
-the matrix-multiply probe), and the list of measurements to take. For each measurement every
+A timing job is one model in one framework (PyTorch, or Keras on one of its backends): nnzoo's
+build and the references of that framework (or the matrix-multiply probe), and the list of
+measurements to take. For each measurement every
 implementation is prepared and warmed up in turn, and then the timed repeats are interleaved
 across implementations in rotating order: the ratios nnzoo / reference are what the report
 claims, and a neighbour's load that comes and goes during the job weighs on both sides alike.
@@ -52,34 +53,56 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
 
 
-def import_backend(backend: str, threads: int) -> dict[str, Any]:
-    """Import the framework (timed), set its thread count, return its versions."""
+def import_backend(label: str, threads: int) -> dict[str, Any]:
+    """Import the framework of `label` (timed), set its thread count, return its versions.
+
+    Keras's backend is the job's (`KERAS_BACKEND`, set by the runner). JAX takes no thread
+    count after start-up: XLA's CPU runtime uses every core this process may run on.
+    """
     start = time.perf_counter()
+    versions: dict[str, str] = {}
+    backend = label.split("/", 1)[-1]
     if backend == "torch":
         import torch
 
         torch.set_num_threads(threads)
-        versions = {"torch": torch.__version__}
-    else:
-        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        import keras
+        versions["torch"] = torch.__version__
+    elif backend == "tensorflow":
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
-        versions = {"tensorflow": tf.__version__, "keras": keras.__version__}
+        versions["tensorflow"] = tf.__version__
+    elif backend == "jax":
+        import jax
+
+        versions["jax"] = jax.__version__
+    if label != "torch":
+        os.environ["KERAS_BACKEND"] = backend
+        import keras
+
+        versions["keras"] = keras.__version__
+        if keras.backend.backend() != backend:
+            raise RuntimeError(f"Keras runs on {keras.backend.backend()}, not {backend}")
     return {"import_s": time.perf_counter() - start, "versions": versions, "threads": threads}
 
 
-def matmul_rate(backend: str, job: dict[str, Any]) -> dict[str, Any]:
-    """Sustained fp32 GFLOP/s of one square matrix product (2 n^3 FLOPs)."""
+def matmul_rate(label: str, job: dict[str, Any]) -> dict[str, Any]:
+    """Sustained fp32 GFLOP/s of one square matrix product (2 n^3 FLOPs), in the label's
+    framework (torch.mm, tf.linalg.matmul, jax.numpy.matmul)."""
     n = MATMUL_N
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    backend = label.split("/", 1)[-1]
     if backend == "torch":
         import torch
 
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         fn = lambda: torch.mm(ta, tb)  # noqa: E731
+    elif backend == "jax":
+        import jax.numpy as jnp
+
+        ta, tb = jnp.asarray(a), jnp.asarray(b)
+        fn = lambda: jnp.matmul(ta, tb)  # noqa: E731
     else:
         import tensorflow as tf
 
@@ -92,17 +115,17 @@ def matmul_rate(backend: str, job: dict[str, Any]) -> dict[str, Any]:
             **t.to_dict(), "gflops_per_s": flops / t.median_s / 1e9}
 
 
-def example(name: str, backend: str, batch: int) -> np.ndarray:
-    """The input of one call, in the backend's native layout (NCHW torch, NHWC keras)."""
+def example(name: str, label: str, batch: int) -> np.ndarray:
+    """The input of one call, in the framework's native layout (NCHW torch, NHWC keras)."""
     import nnzoo
     from nnzoo.layout import to_keras
 
     spec = nnzoo.get_spec(name)
     x = spec.example_input(batch, seed=0)
-    return to_keras(x, spec.input_kind) if backend == "keras" else x
+    return x if label == "torch" else to_keras(x, spec.input_kind)
 
 
-def count_flops(impl: str, name: str, backend: str, model: Any) -> int | None:
+def count_flops(impl: str, name: str, label: str, model: Any) -> int | None:
     """FLOPs of one example's forward pass, where this job is the one to count them.
 
     nnzoo's count is taken once, in the PyTorch job; references that implement the same network
@@ -110,10 +133,10 @@ def count_flops(impl: str, name: str, backend: str, model: Any) -> int | None:
     """
     from benchmarks import flops
 
-    if impl == "nnzoo" and backend == "torch":
+    if impl == "nnzoo" and label == "torch":
         return flops.network_flops(name)
-    if impl == "keras.applications":
-        return flops.keras_flops(model, example(name, backend, 1))
+    if impl == "keras.applications" and label == "keras/tensorflow":
+        return flops.keras_flops(model, example(name, label, 1))
     return None
 
 
@@ -130,11 +153,11 @@ def build_all(job: dict[str, Any]) -> dict[str, Any]:
     for impl in job["impls"]:
         try:
             start = time.perf_counter()
-            subjects.preload(impl, job["model"], job["backend"])
+            subjects.preload(impl, job["model"], paths.framework(job["backend"]))
             load_s = time.perf_counter() - start
             with peak_memory() as peak:
                 start = time.perf_counter()
-                model = subjects.build(impl, job["model"], job["backend"])
+                model = subjects.build(impl, job["model"], paths.framework(job["backend"]))
                 build_s = time.perf_counter() - start
             emit("built", impl=impl, build_s=build_s, load_s=load_s, build_peak_mib=peak.extra_mib,
                  params=count_params(model).total,
@@ -145,47 +168,63 @@ def build_all(job: dict[str, Any]) -> dict[str, Any]:
     return models
 
 
-def prepare(model: Any, backend: str, item: dict[str, Any], x: np.ndarray) -> Any:
+def prepare(model: Any, job: dict[str, Any], item: dict[str, Any], x: np.ndarray) -> Any:
     """The zero-argument callable of one measurement."""
+    label = job["backend"]
     if item["kind"] == "onnx":  # the artifact's size goes into the item, and so into its row
         fn, item["artifact_bytes"] = paths.onnx_infer(model, x, item["threads"])
         return fn
     if item["kind"] == "infer":
-        return (paths.torch_infer if backend == "torch" else paths.keras_infer)(
-            model, x, item["path"])
-    out = (paths.torch_output if backend == "torch" else paths.keras_output)(model, x)
-    target = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
-    return (paths.torch_train if backend == "torch" else paths.keras_train)(
-        model, x, target, item["path"])
+        return paths.infer(model, x, label, item["path"], compile=job.get("optimize_compile"),
+                           budget=job.get("optimize_budget", 30.0))
+    target = np.random.default_rng(1).standard_normal(paths.output(model, x, label).shape)
+    return paths.train(model, x, target.astype(np.float32), label, item["path"])
 
 
-def measure(models: dict[str, Any], job: dict[str, Any], item: dict[str, Any]
+#: (impl, batch) -> (path, callable, median s): the fastest inference path measured so far in
+#: this job, kept ready to be timed again beside `optimize`.
+Best = dict[tuple[str, int], tuple[str, Any, float]]
+
+
+def measure(models: dict[str, Any], job: dict[str, Any], item: dict[str, Any], best: Best
             ) -> dict[str, dict[str, Any]]:
-    """One measurement for every implementation, repeats interleaved; impl -> row."""
-    backend = job["backend"]
-    x = example(job["model"], backend, item["batch"])
-    if item["path"] == "compile":
-        import torch
+    """One measurement for every implementation, repeats interleaved; impl -> row.
 
-        torch._dynamo.reset()  # static shapes for this batch size, compiled afresh
+    The `optimize` measurement is nnzoo's alone, and it is interleaved with a second timing of
+    the fastest path measured before it in this job at the same batch size (`versus` in its
+    row): "optimize vs the best path" is then a ratio taken under the same load, as the
+    references' ratios are.
+    """
+    x = example(job["model"], job["backend"], item["batch"])
     rows: dict[str, dict[str, Any]] = {}
     ready: dict[str, tuple[Any, int]] = {}
+    optimizing = item["path"] == "optimize"
     for impl, model in models.items():
+        if optimizing and impl != "nnzoo":
+            continue
         try:
             if job.get("memory"):  # a memory job: one implementation, its first calls only
                 with peak_memory() as peak:
-                    fn = prepare(model, backend, item, x)
+                    fn = prepare(model, job, item, x)
                     warm(fn, job["warmup"], paths.sync)
                 rows[impl] = {"peak_mib": peak.extra_mib}
                 continue
-            fn = prepare(model, backend, item, x)
+            fn = prepare(model, job, item, x)
             first, last = warm(fn, job["warmup"], paths.sync)
-            rows[impl] = {"first_call_s": first}
+            rows[impl] = {"first_call_s": first, **getattr(fn, "info", {})}
             ready[impl] = (fn, calls_per_repeat(last, job["min_repeat_s"]))
         except Exception as exc:  # one failed path does not stop the others
             rows[impl] = {"error": _error(exc)}
-    if item["path"] == "compile":  # one more untimed round, interleaved: a compiled model may
-        for fn, _ in ready.values():  # recompile once after its neighbours have compiled
+    kept = best.get(("nnzoo", item["batch"])) if optimizing else None
+    if kept and "nnzoo" in ready:
+        try:
+            first, last = warm(kept[1], job["warmup"], paths.sync)
+            ready["versus"] = (kept[1], calls_per_repeat(last, job["min_repeat_s"]))
+            rows["versus"] = {"first_call_s": first}
+        except Exception as exc:
+            rows["nnzoo"]["versus_error"] = _error(exc)
+    if item["path"] in paths.COMPILED:  # one more untimed round, interleaved: a compiled
+        for fn, _ in ready.values():  # model may recompile once after its neighbours compiled
             paths.sync(fn())
     samples: dict[str, list[float]] = {impl: [] for impl in ready}
     order = list(ready)
@@ -202,6 +241,15 @@ def measure(models: dict[str, Any], job: dict[str, Any], item: dict[str, Any]
     for impl, s in samples.items():
         t = summarize(s, ready[impl][1], rows[impl]["first_call_s"])
         rows[impl].update(t.to_dict())
+    versus = rows.pop("versus", None)
+    if versus and "median_s" in versus and "nnzoo" in rows:
+        rows["nnzoo"]["versus"] = {"path": kept[0], **{k: versus[k] for k in
+                                                        ("median_s", "min_s", "max_s")}}
+    if item["kind"] == "infer" and not optimizing and not job.get("memory"):
+        for impl, row in rows.items():
+            known = best.get((impl, item["batch"]))
+            if "median_s" in row and (known is None or row["median_s"] < known[2]):
+                best[(impl, item["batch"])] = (item["path"], ready[impl][0], row["median_s"])
     return {impl: {**item, **row} for impl, row in rows.items()}
 
 
@@ -212,8 +260,9 @@ def run_job(job: dict[str, Any]) -> int:
         emit("row", impl="matmul", **matmul_rate(job["backend"], job))
         return 0
     models = build_all(job)
+    best: Best = {}
     for item in job["measure"]:
-        for impl, row in measure(models, job, item).items():
+        for impl, row in measure(models, job, item, best).items():
             emit("row", impl=impl, **row)
     return 0
 

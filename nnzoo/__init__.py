@@ -24,6 +24,8 @@ from nnzoo.errors import (
     InputShapeError,
     KerasBackendError,
     NnzooError,
+    NotAModelError,
+    OptimizeError,
     SpecError,
     UnknownFieldError,
     UnknownModelError,
@@ -40,7 +42,8 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendError", "BackendNotInstalledError", "ExportCheckError", "ExportFormatError",
     "InputDtypeError", "InputError", "InputShapeError", "KerasBackendError", "NnzooError",
-    "ParamCount", "ParityReport", "Spec", "SpecError", "UnknownFieldError", "UnknownModelError",
+    "NotAModelError", "OptimizeError", "ParamCount", "ParityReport", "Spec", "SpecError",
+    "UnknownFieldError", "UnknownModelError",
     "WeightTransferError", "available_backends", "build", "check_parity", "convert",
     "count_params", "errors", "export", "flops", "get_spec", "keras_backend", "list_models",
     "optimize", "spec_from_dict", "transfer_weights", "use_keras_backend",

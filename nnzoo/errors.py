@@ -129,6 +129,14 @@ class InputDtypeError(InputError):
     """Token ids that are not integers, or an image/vector/sequence that is not floating point."""
 
 
+class OptimizeError(NnzooError, ValueError):
+    """An `nnzoo.optimize` argument that cannot be used: names it and what is allowed."""
+
+
+class NotAModelError(NnzooError, TypeError):
+    """Something given where a PyTorch module or a Keras model is needed."""
+
+
 class DeviceError(NnzooError, ValueError):
     """An unknown device, or a GPU asked for where none is visible."""
 
