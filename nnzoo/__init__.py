@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from nnzoo import conversion, costs, errors
+from nnzoo import conversion, costs, errors, guard
 from nnzoo.backends import available_backends
 from nnzoo.errors import (
     BackendError,
@@ -20,6 +20,7 @@ from nnzoo.errors import (
     InputDtypeError,
     InputError,
     InputShapeError,
+    MemoryGuardError,
     NnzooError,
     SpecError,
     UnknownFieldError,
@@ -36,10 +37,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendError", "BackendNotInstalledError", "InputDtypeError", "InputError",
-    "InputShapeError", "NnzooError", "ParamCount", "ParityReport", "Spec", "SpecError",
-    "UnknownFieldError", "UnknownModelError", "WeightTransferError", "available_backends",
+    "InputShapeError", "MemoryGuardError", "NnzooError", "ParamCount", "ParityReport", "Spec",
+    "SpecError", "UnknownFieldError", "UnknownModelError", "WeightTransferError", "available_backends",
     "build", "check_parity", "convert", "count_params", "errors", "flops", "get_spec",
-    "list_models", "optimize", "spec_from_dict", "transfer_weights",
+    "guard", "list_models", "optimize", "spec_from_dict", "transfer_weights",
 ]
 
 
@@ -49,6 +50,7 @@ def build(
     *,
     seed: int | None = None,
     weights: str | os.PathLike[str] | None = None,
+    max_memory: int | str | None = None,
     **overrides: Any,
 ) -> Any:
     """Build a registered model, a spec or a spec dict as a native model of `backend`.
@@ -58,15 +60,19 @@ def build(
     `weights` loads a PyTorch state-dict file (.pt/.pth/.bin; torchvision's format for ResNet
     and ViT) or a Keras `.weights.h5` file, into either backend.
     The spec, the overrides, the backend and the weights path are all validated before any
-    framework is imported; a model whose weights do not load is not returned.
+    framework is imported; a model whose weights do not load is not returned. A build whose
+    weights would not fit in the memory available is refused (`MemoryGuardError`) before
+    anything is allocated; `max_memory` (bytes, "64G", or "off") replaces that budget.
     """
     from nnzoo import backends
 
     spec = resolve(name_or_spec, **overrides)
+    room = guard.limit(max_memory)  # checks the value, like everything else, before importing
     backends.require(backend)
     if weights is not None:
         conversion.check_weights_path(weights)
-    model = backends.build_native(spec, backend, seed=seed)
+    with room:
+        model = backends.build_native(spec, backend, seed=seed)
     if weights is not None:
         conversion.load_weights(model, weights)
     return model

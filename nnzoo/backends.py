@@ -7,13 +7,17 @@ reported in milliseconds with the command that fixes it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.util
 import os
+import random
 import sys
-from collections.abc import Iterator
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
+from nnzoo import guard
 from nnzoo.errors import BackendError, BackendNotInstalledError
 from nnzoo.specs.base import Spec
 
@@ -74,6 +78,32 @@ def impl(backend: str, family: str) -> Any:
     return importlib.import_module(f"nnzoo.{backend}_impl.{family}")
 
 
+#: Held by every framework import and every build. A first import of TensorFlow (or Keras, or
+#: torch) from several threads at once deadlocks or leaves modules half-initialised; and builds
+#: draw their initial weights from process-wide generators (torch's default generator, Python's
+#: `random` for Keras's initializer seeds), so a seeded build is reproducible only if no other
+#: build draws in the meantime. Builds spend their time in Python holding the GIL, so serialising
+#: them costs little. Reentrant: a build may import, and a check may build inside a build.
+FRAMEWORK_LOCK = threading.RLock()
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _serialized(fn: _F) -> _F:
+    """Run `fn` holding FRAMEWORK_LOCK."""
+
+    @functools.wraps(fn)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with FRAMEWORK_LOCK:
+            return fn(*args, **kwargs)
+
+    return locked  # type: ignore[return-value]
+
+
+require = _serialized(require)  # the first import of a framework happens there
+impl = _serialized(impl)
+
+
 @contextlib.contextmanager
 def seeded(backend: str, seed: int | None) -> Iterator[None]:
     """Make weight initialisation reproducible under `seed` (no-op for None)."""
@@ -87,12 +117,30 @@ def seeded(backend: str, seed: int | None) -> Iterator[None]:
             torch.manual_seed(seed)
             yield
     else:
+        # What keras.utils.set_random_seed seeds, minus TensorFlow's global seed (which would
+        # import TensorFlow on the JAX and PyTorch backends, and which Keras's initializers do not
+        # read: their seeds come from Python's `random`); the caller's states are restored after.
         import keras
+        import numpy as np
 
-        keras.utils.set_random_seed(seed)
-        yield
+        states = random.getstate(), np.random.get_state()
+        random.seed(seed)
+        np.random.seed(seed)
+        try:
+            if keras.backend.backend() == "torch":
+                import torch
+
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    yield
+            else:
+                yield
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
 
 
+@_serialized
 def build_native(spec: Spec, backend: str, seed: int | None = None, dtype: str = "float32") -> Any:
     """Build `spec` as a native model of `backend`, its weights in `dtype`.
 
@@ -101,6 +149,8 @@ def build_native(spec: Spec, backend: str, seed: int | None = None, dtype: str =
     """
     require(backend)
     module = impl(backend, spec.family)
+    guard.check(spec, what=f"a {dtype} {backend} build of {spec.family}", dtype=dtype,
+                backend=backend)
     with seeded(backend, seed):
         if backend == "torch":
             return module.build(spec).to(getattr(__import__("torch"), dtype))

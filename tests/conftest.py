@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import types
@@ -59,6 +60,7 @@ def meta_count(name: str) -> int:
         return count_params(backends.build_native(nnzoo.get_spec(name), "torch")).total
 
 
+@functools.cache
 def smallest_per_family() -> list[str]:
     """One model per family -- its smallest variant -- for checks that need a real run."""
     import nnzoo
@@ -70,3 +72,25 @@ def smallest_per_family() -> list[str]:
         if names:
             picks.append(min(names, key=meta_count))
     return picks
+
+
+#: Overrides that shrink a family's smallest variant to a few thousand parameters, for tests that
+#: build it many times (threads, soak, warnings); a family not listed is used as registered.
+TINY: dict[str, dict[str, object]] = {
+    "resnet": {"layers": (1, 1), "widths": (8, 16), "stem_width": 8},
+    "vit": {"embed_dim": 24, "num_heads": 3, "mlp_dim": 48, "depth": 2},
+    "transformer": {"embed_dim": 32, "num_heads": 4, "mlp_dim": 64, "depth": 1},
+    "unet": {"base_width": 4, "depth": 2},
+    "recurrent": {"hidden_size": 16, "embed_dim": 8, "vocab_size": 50},
+}
+
+
+def tiny_per_family() -> list:
+    """One tiny spec per family: its smallest variant, shrunk by TINY, on its quick input."""
+    import nnzoo
+
+    specs = []
+    for name in smallest_per_family():
+        spec = nnzoo.get_spec(name)
+        specs.append(spec.replace(**TINY.get(spec.family, {})).quick())
+    return specs

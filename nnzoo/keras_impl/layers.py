@@ -178,3 +178,14 @@ def pool2d(x: Any, kind: str, size: int, stride: int, padding: int, *, name: str
         x = Pad2D(padding, fill, name=f"{name}-pad")(x)
     cls = layers.MaxPooling2D if kind == "max" else layers.AveragePooling2D
     return cls(size, strides=stride, padding="valid", name=name)(x)
+
+
+def token_dtype() -> str:
+    """The dtype of token-id inputs: int64, except on JAX without 64-bit mode, which would
+    truncate int64 ids to int32 with a warning on every call (ids never need more than 32 bits)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            return "int32"
+    return "int64"

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from nnzoo.keras_impl.layers import ZooModel, dense_block, serializable
+from nnzoo.keras_impl.layers import ZooModel, dense_block, serializable, token_dtype
 from nnzoo.specs.recurrent import RecurrentSpec
 
 
@@ -224,7 +224,7 @@ class LastStep(layers.Layer):
 
 def graph(spec: RecurrentSpec) -> tuple[Any, Any]:
     if spec.input == "tokens":
-        inputs = keras.Input(shape=(None,), dtype="int64", name="tokens")
+        inputs = keras.Input(shape=(None,), dtype=token_dtype(), name="tokens")
         real = StepMask(spec.padding_idx, name="lengths")(inputs) if spec.masked else None
         x = layers.Embedding(spec.vocab_size, spec.embed_dim, name="embedding")(inputs)
     else:

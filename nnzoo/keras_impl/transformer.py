@@ -14,7 +14,7 @@ import keras
 from keras import layers, ops
 
 from nnzoo.keras_impl.attention import ClassToken, PositionEmbedding, encoder_block
-from nnzoo.keras_impl.layers import ZooModel, serializable
+from nnzoo.keras_impl.layers import ZooModel, serializable, token_dtype
 from nnzoo.keras_impl.recurrent import MaskedMean
 from nnzoo.specs.transformer import TransformerSpec, sinusoidal_positions
 
@@ -71,7 +71,7 @@ class FirstToken(layers.Layer):
 
 def graph(spec: TransformerSpec) -> tuple[Any, Any]:
     cls = spec.pooling == "cls"
-    inputs = keras.Input(shape=(None,), dtype="int64", name="tokens")
+    inputs = keras.Input(shape=(None,), dtype=token_dtype(), name="tokens")
     real = None
     if spec.padding_idx is not None:
         real = TokenMask(spec.padding_idx, cls, name="padding")(inputs)

@@ -50,7 +50,7 @@ class CNNSpec(ImageSpec):
     num_classes: int = 10
 
     def validate(self) -> None:
-        self.require_positive("in_channels", "image_size", "hidden_sizes")
+        self.require_positive("in_channels", "image_size", "hidden_sizes", "gn_groups")
         self.require(len(self.stages) > 0, "stages", "needs at least one ConvStage")
         for i, s in enumerate(self.stages):
             where = f"stages[{i}]"
@@ -67,7 +67,6 @@ class CNNSpec(ImageSpec):
         self.require_fraction("dropout")
         self.require_eps("bn_eps", "gn_eps")
         self.require_momentum()
-        self.require_positive("gn_groups")
         h, w = self.feature_size()
         self.require(h >= 1 and w >= 1, "image_size",
                      f"too small for these stages (feature map would be {h}x{w})")
