@@ -277,8 +277,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (see EXIT_STATUS)."""
-    # Keras runs grouped convolutions (ResNeXt) through a tf.function per call in eager mode, and
-    # TensorFlow warns about the retracing each time: noise for a command-line user.
+    # Library use drops only TensorFlow's retracing warning about Keras's grouped convolutions
+    # (nnzoo.keras_impl.quiet); the command keeps TensorFlow's other warnings off the terminal too.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
         args = make_parser().parse_args(argv)

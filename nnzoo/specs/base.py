@@ -285,12 +285,11 @@ def _check_keys(cls: Any, data: Mapping[Any, Any], prefix: str, family: str) -> 
     for key in data:
         if key not in valid:
             raise UnknownFieldError(f"{prefix}{key}", valid, family=family)
-    hints = _hints(cls)
     for f in dataclasses.fields(cls):
         if f.name not in data and f.default is dataclasses.MISSING \
                 and f.default_factory is dataclasses.MISSING:
-            raise MissingFieldError(f"{prefix}{f.name}", f"expected {_describe(hints[f.name])}",
-                                    family=family)
+            expected = f"expected {_describe(_hints(cls)[f.name])}"
+            raise MissingFieldError(f"{prefix}{f.name}", expected, family=family)
 
 
 def _plain(obj: Any) -> Any:
