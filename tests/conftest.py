@@ -77,10 +77,11 @@ def smallest_per_family() -> list[str]:
 #: Overrides that shrink a family's smallest variant to a few thousand parameters, for tests that
 #: build it many times (threads, soak, warnings); a family not listed is used as registered.
 TINY: dict[str, dict[str, object]] = {
-    "resnet": {"layers": (1, 1), "widths": (8, 16), "stem_width": 8},
-    "vit": {"embed_dim": 24, "num_heads": 3, "mlp_dim": 48, "depth": 2},
+    "resnet": {"layers": (1, 1), "widths": (8, 16), "stem_width": 8, "image_size": (16, 16)},
+    "cnn": {"image_size": (16, 16)},
+    "vit": {"embed_dim": 24, "num_heads": 3, "mlp_dim": 48, "depth": 2, "patch_size": 4},
     "transformer": {"embed_dim": 32, "num_heads": 4, "mlp_dim": 64, "depth": 1},
-    "unet": {"base_width": 4, "depth": 2},
+    "unet": {"base_width": 4, "depth": 2, "image_size": (8, 8)},
     "recurrent": {"hidden_size": 16, "embed_dim": 8, "vocab_size": 50},
 }
 
