@@ -16,11 +16,17 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/nnzoo parity --all
+	$(BIN)/nnzoo parity --all --keras-backends all
 	$(BIN)/nnzoo report --out out/report
 
+# The whole suite with Keras on TensorFlow, then the tests marked `keras` (the parity contract:
+# counts, shapes, numerics, transfer, files, padded sequences) on Keras's JAX and PyTorch backends,
+# for every model up to 50M parameters (the heavy variants, `slow`, on TensorFlow only: time and
+# memory; `make demo` checks every model's counts and shapes on all three).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "keras and not slow"
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "keras and not slow"
 
 # The benchmarks also need the references and matplotlib (the bench extra); `make test` does not.
 BENCH_STAMP := $(VENV)/.installed-bench

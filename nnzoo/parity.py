@@ -5,6 +5,7 @@ Nothing here imports a framework at module level; each check imports what it run
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from nnzoo.errors import NnzooError
 from nnzoo.layout import from_keras, to_keras
 from nnzoo.links import keras_name, torch_path
 from nnzoo.registry import resolve
-from nnzoo.runtime import ParamCount, check_device, count_params, run
+from nnzoo.runtime import ParamCount, check_device, count_params, run, to_numpy
 from nnzoo.specs.base import Spec
 
 
@@ -187,6 +188,8 @@ class Agreement:
     scale: float
     dtype: str = "float64"
     noise: float = 0.0  # float32 only: max |y_float32 - y_float64| of the PyTorch build
+    #: every weight arrived bit for bit: the destination's canonical state dict equals the source's
+    weights_exact: bool = True
 
     @property
     def bound(self) -> float:
@@ -267,7 +270,7 @@ def layer_report(torch_model: Any, keras_model: Any, x: np.ndarray) -> list[Laye
     values = values if isinstance(values, list | tuple) else [values]
     rows = []
     for name, kv in zip(names, values):
-        tv, kv = seen[name], np.asarray(kv)
+        tv, kv = seen[name], to_numpy(kv)
         if kv.ndim == 4 and tv.ndim == 4 and spec.input_kind == "image":
             kv = from_keras(kv, "image")
         if kv.shape != tv.shape:
@@ -279,14 +282,16 @@ def layer_report(torch_model: Any, keras_model: Any, x: np.ndarray) -> list[Laye
     return rows
 
 
-def exercise_state(model: Any, seed: int, x: np.ndarray | None = None) -> None:
+def exercise_state(model: Any, seed: int, x: np.ndarray | None = None, *,
+                   twin: Any = None) -> None:
     """Give batch-norm statistics realistic, non-trivial values (in place, either backend).
 
     Fresh builds hold mean 0 and variance 1, which hide wrong epsilons and swapped statistics;
     purely random statistics are no better, since they swamp the signal of a deep network and
     make its output nearly independent of the input. So the statistics are first measured on
     `x` (one training-mode pass of a PyTorch twin, cumulative averaging) and then perturbed:
-    variance x U(0.5, 2), mean + N(0, 0.2) standard deviations.
+    variance x U(0.5, 2), mean + N(0, 0.2) standard deviations. `twin` is a PyTorch build of the
+    same spec to measure with (its weights are overwritten); without one, one is built.
     """
     import torch
 
@@ -296,16 +301,26 @@ def exercise_state(model: Any, seed: int, x: np.ndarray | None = None) -> None:
     weights = state_dict(model)
     if not any(k.endswith("running_var") for k in weights):
         return
-    twin = backends.build_native(spec, "torch")
-    load_state_dict(twin, weights)
+    if twin is None:
+        twin = backends.build_native(spec, "torch", dtype=str(next(iter(weights.values())).dtype))
+    if twin is not model:
+        load_state_dict(twin, weights)
     norms = [m for m in twin.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average: after one batch, exactly its statistics
     x = spec.example_input(4, seed) if x is None else x
+    if x.dtype.kind == "f":
+        x = x.astype(next(twin.parameters()).dtype.__str__().replace("torch.", ""))
     twin.train()
-    with torch.no_grad():
-        twin(torch.from_numpy(x))
+    try:
+        with torch.no_grad():
+            twin(torch.from_numpy(x))
+    finally:
+        twin.eval()
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
     rng = np.random.default_rng(seed)
     weights = state_dict(twin)
     for key, value in weights.items():
@@ -320,33 +335,53 @@ def exercise_state(model: Any, seed: int, x: np.ndarray | None = None) -> None:
 def numeric_parity(spec: Spec, *, device: str = "cpu", batch: int = 2, seed: int = 0,
                    layers: bool = False, dtype: str = "float64",
                    ) -> tuple[list[Agreement], list[LayerDiff]]:
-    """Transfer weights both ways and compare outputs in inference mode on the same input.
+    """`_numeric_parity`, with float64 really float64 on every Keras backend (JAX's x64 mode is
+    on for the check's scope only)."""
+    scope = backends.float64_scope() if dtype == "float64" else contextlib.nullcontext()
+    with scope:
+        return _numeric_parity(spec, device=device, batch=batch, seed=seed, layers=layers,
+                               dtype=dtype)
 
-    `dtype` is the arithmetic of both builds: float64 (the verdict) leaves only real differences
-    between the networks; float32 adds each framework's own rounding (kernel choice and
-    summation order), which grows with depth.
-    """
-    from nnzoo.conversion import transfer_weights
+
+def _same_weights(a: Any, b: Any) -> bool:
+    """Both models' canonical state dicts are equal bit for bit (a transfer's round trip)."""
+    from nnzoo.conversion import state_dict
+
+    sa, sb = state_dict(a), state_dict(b)
+    return sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) for k in sa)
+
+
+def _numeric_parity(spec: Spec, *, device: str, batch: int, seed: int, layers: bool, dtype: str,
+                    ) -> tuple[list[Agreement], list[LayerDiff]]:
+    # One build per framework serves both directions: the Keras build's own initial weights are
+    # kept aside (canonical form) before PyTorch's overwrite them, then come back for the
+    # Keras -> PyTorch direction. Builds dominate the cost of the large models.
+    from nnzoo.conversion import load_state_dict, state_dict, transfer_weights
 
     x = spec.example_input(batch, seed)
     if x.dtype.kind == "f":
         x = x.astype(dtype)
     torch_model = backends.build_native(spec, "torch", seed=seed, dtype=dtype)
     keras_model = backends.build_native(spec, "keras", seed=seed + 1, dtype=dtype)
-    exercise_state(torch_model, seed)
+    keras_own = state_dict(keras_model)
+    exercise_state(torch_model, seed, twin=torch_model)
     transfer_weights(torch_model, keras_model)
+    exact_there = _same_weights(torch_model, keras_model)
     y_torch = run(torch_model, x, device=device)
     noise = rounding_noise(torch_model, x, y_torch, device=device) if dtype == "float32" else 0.0
     results = [compare(y_torch, run(keras_model, x, device=device), "torch->keras", dtype, noise)]
+    results[0].weights_exact = exact_there
     rows = layer_report(torch_model, keras_model, x) if layers else []
-    del torch_model, keras_model
-    gc.collect()  # Keras models hold reference cycles: free the pair before building the next
-    keras_back = backends.build_native(spec, "keras", seed=seed + 2, dtype=dtype)
-    torch_back = backends.build_native(spec, "torch", seed=seed + 3, dtype=dtype)
-    exercise_state(keras_back, seed + 1)
-    transfer_weights(keras_back, torch_back)
-    y_keras = run(keras_back, x, device=device)
-    y_back = run(torch_back, x, device=device)
-    noise = rounding_noise(torch_back, x, y_back, device=device) if dtype == "float32" else 0.0
+    load_state_dict(keras_model, keras_own)
+    del keras_own
+    exercise_state(keras_model, seed + 1, twin=torch_model)
+    transfer_weights(keras_model, torch_model)
+    exact_back = _same_weights(keras_model, torch_model)
+    y_keras = run(keras_model, x, device=device)
+    y_back = run(torch_model, x, device=device)
+    noise = rounding_noise(torch_model, x, y_back, device=device) if dtype == "float32" else 0.0
     results.append(compare(y_keras, y_back, "keras->torch", dtype, noise))
+    results[1].weights_exact = exact_back
+    del torch_model, keras_model
+    gc.collect()  # Keras models hold reference cycles: free the pair before the next check
     return results, rows

@@ -6,6 +6,9 @@ input in canonical layout and returns its output in canonical layout, on the CPU
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,17 +62,59 @@ def check_device(device: str) -> None:
 
 
 def gpu_status() -> tuple[bool, str]:
-    """(usable, reason): both PyTorch (CUDA) and TensorFlow must see a GPU."""
+    """(usable, reason): PyTorch (CUDA) and the active Keras backend must both see a GPU."""
     import torch
 
     if not torch.cuda.is_available():
         return False, "PyTorch sees no CUDA device"
     backends.require("keras")
-    import tensorflow as tf
+    active = backends.keras_backend()
+    if active == "tensorflow":
+        import tensorflow as tf
 
-    if not tf.config.list_physical_devices("GPU"):
-        return False, "TensorFlow sees no GPU"
-    return True, ""
+        seen = bool(tf.config.list_physical_devices("GPU"))
+    elif active == "jax":
+        import jax
+
+        seen = any(d.platform == "gpu" for d in jax.devices())
+    else:
+        seen = True  # Keras on PyTorch: the CUDA device PyTorch sees
+    return (True, "") if seen else (False, f"Keras's {active} backend sees no GPU")
+
+
+@contextlib.contextmanager
+def keras_device(device: str) -> Iterator[None]:
+    """Place a Keras call on the CPU or the GPU, in the active Keras backend's own way."""
+    active = backends.keras_backend()
+    if active == "tensorflow":
+        import tensorflow as tf
+
+        with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
+            yield
+    elif active == "jax":
+        import jax
+
+        with jax.default_device(jax.devices("gpu" if device == "gpu" else "cpu")[0]):
+            yield
+    else:
+        import keras
+
+        with keras.device("cuda" if device == "gpu" else "cpu"):
+            yield
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """A tensor of any framework as a numpy array (detached from autograd where there is one)."""
+    if "torch" in sys.modules:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu().numpy()
+    if "keras" in sys.modules:
+        import keras
+
+        return np.asarray(keras.ops.convert_to_numpy(value))
+    return np.asarray(value)
 
 
 def run(model: Any, x: np.ndarray, *, device: str = "cpu") -> np.ndarray:
@@ -84,8 +129,6 @@ def run(model: Any, x: np.ndarray, *, device: str = "cpu") -> np.ndarray:
         with torch.no_grad():
             y = model(torch.from_numpy(x).to(dev))
         return y.detach().cpu().numpy()
-    import tensorflow as tf
-
-    with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
+    with keras_device(device):
         y = model(to_keras(x, spec.input_kind), training=False)
-    return from_keras(np.asarray(y), spec.output_kind)
+    return from_keras(to_numpy(y), spec.output_kind)

@@ -3,6 +3,9 @@
 Every argument on which PyTorch and Keras defaults differ is passed explicitly from the spec:
 batch-norm momentum is converted from the PyTorch convention (`1 - m`), padding is explicit and
 symmetric (Keras `"same"` pads bottom/right first when the stride is > 1, PyTorch pads evenly).
+Twins take the same arguments in the same order: where the PyTorch helper takes the input's
+width `c_in`, the helper here takes the input tensor `x`; every helper that makes layers ends
+with the keyword-only `name`, the PyTorch module path of its twin (`-` for `.`).
 """
 
 from __future__ import annotations
@@ -95,33 +98,80 @@ class Pad2D(layers.Layer):
 
 @serializable
 class BatchNorm(layers.BatchNormalization):
-    """BatchNormalization whose moving variance learns from the *unbiased* batch variance.
+    """BatchNormalization that computes in its own dtype and updates its moving variance with the
+    *unbiased* batch variance, as PyTorch does.
 
     PyTorch updates `running_var` with the batch variance times n / (n - 1) (Bessel's
     correction); Keras uses the biased variance. Both normalise with the biased one. Without
     this, one training step moves the two builds' statistics apart by a factor of up to 2.
+    Keras also computes in `result_type(input, "float32")`, which its dtype rules make float32
+    even for a float64 input: a float64 build would normalise in float32 (measured: 1e-7
+    relative on Keras's JAX and PyTorch backends). Here the arithmetic is float64 when the layer
+    is, and float32 for float16/bfloat16 inputs, as in Keras.
     """
 
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
-        if not (training and self.trainable) or mask is not None or self.renorm:
+        if mask is not None or self.renorm:
             return super().call(inputs, training=training, mask=mask)
-        x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))  # as Keras
-        axis = self.axis % len(x.shape)
-        axes = [i for i in range(len(x.shape)) if i != axis]
-        mean, var = ops.moments(x, axes=axes)
-        n = ops.cast(ops.size(x), "float32") / float(x.shape[axis])
-        unbiased = var * n / ops.maximum(n - 1.0, 1.0)
-        m = self.momentum
-        self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
-        self.moving_variance.assign(self.moving_variance * m + unbiased * (1.0 - m))
+        dtype = "float64" if self.compute_dtype == "float64" else "float32"
+        x = ops.cast(inputs, dtype)
+        if training and self.trainable:
+            axis = self.axis % len(x.shape)
+            axes = [i for i in range(len(x.shape)) if i != axis]
+            mean, var = ops.moments(x, axes=axes)
+            n = ops.cast(ops.size(x), dtype) / float(x.shape[axis])
+            unbiased = var * n / ops.maximum(n - 1.0, 1.0)
+            m = self.momentum
+            moving_mean = ops.cast(self.moving_mean, dtype)
+            moving_var = ops.cast(self.moving_variance, dtype)
+            self.moving_mean.assign(ops.cast(moving_mean * m + mean * (1.0 - m),
+                                             self.moving_mean.dtype))
+            self.moving_variance.assign(ops.cast(moving_var * m + unbiased * (1.0 - m),
+                                                 self.moving_variance.dtype))
+        else:
+            mean = ops.cast(self.moving_mean, dtype)
+            var = ops.cast(self.moving_variance, dtype)
         y = ops.batch_normalization(
             x, mean, var, axis=self.axis, epsilon=self.epsilon,
-            offset=self.beta if self.center else None, scale=self.gamma if self.scale else None,
+            offset=ops.cast(self.beta, dtype) if self.center else None,
+            scale=ops.cast(self.gamma, dtype) if self.scale else None,
         )
         return ops.cast(y, self.compute_dtype)
 
 
-def activation(kind: str, name: str) -> layers.Layer:
+def model_input(shape: tuple[int | None, ...], *, dtype: str | None = None, name: str) -> Any:
+    """`keras.Input` in the build's dtype (or `dtype`, for token ids).
+
+    Keras's Input defaults to float32 whatever the dtype policy; on the JAX and PyTorch backends
+    a float64 build would then round its input to float32 before the first layer.
+    """
+    if dtype is not None:  # token ids: int64 where the backend has it (TF), else int32, as Keras
+        dtype = keras.backend.result_type(dtype)  # would convert them anyway (JAX warns if asked)
+    return keras.Input(shape=shape, dtype=dtype or keras.config.dtype_policy().compute_dtype,
+                       name=name)
+
+
+@serializable
+class MaskedMean(layers.Layer):
+    """Mean of (batch, time, width) over the steps where `real` is True (all steps if None)."""
+
+    def call(self, x: Any, real: Any = None) -> Any:
+        if real is None:
+            return ops.mean(x, axis=1)
+        total = ops.sum(ops.where(ops.expand_dims(real, -1), x, ops.zeros_like(x)), axis=1)
+        count = ops.maximum(ops.sum(ops.cast(real, x.dtype), axis=1, keepdims=True), 1.0)
+        return total / count
+
+
+@serializable
+class FirstToken(layers.Layer):
+    """(batch, time, width) -> (batch, width) at position 0 (the class token)."""
+
+    def call(self, x: Any) -> Any:
+        return x[:, 0]
+
+
+def activation(kind: str, *, name: str) -> layers.Layer:
     return Act(kind, name=name)
 
 
@@ -148,7 +198,7 @@ def dense_block(x: Any, width: int, *, act: str, dropout: float, bias: bool = Tr
     return x
 
 
-def conv_padding(x: Any, kernel: int, stride: int, padding: int, name: str) -> tuple[Any, str]:
+def conv_padding(x: Any, kernel: int, stride: int, padding: int, *, name: str) -> tuple[Any, str]:
     """Apply PyTorch's symmetric `padding`; returns the tensor and the Keras padding mode to use.
 
     `"same"` is used only where it equals PyTorch's padding (stride 1, odd kernel, k // 2).
@@ -160,18 +210,16 @@ def conv_padding(x: Any, kernel: int, stride: int, padding: int, name: str) -> t
     return layers.ZeroPadding2D(padding, name=f"{name}-pad")(x), "valid"
 
 
-def conv2d(
-    x: Any, filters: int, kernel: int, *, stride: int = 1, padding: int = 0, bias: bool,
-    groups: int = 1, name: str,
-) -> Any:
+def conv2d(x: Any, c_out: int, kernel: int, *, stride: int = 1, padding: int = 0, bias: bool,
+           groups: int = 1, name: str) -> Any:
     """A Conv2D equal to `nn.Conv2d(.., kernel, stride, padding, bias=bias, groups=groups)`."""
-    x, mode = conv_padding(x, kernel, stride, padding, name)
+    x, mode = conv_padding(x, kernel, stride, padding, name=name)
     return layers.Conv2D(
-        filters, kernel, strides=stride, padding=mode, use_bias=bias, groups=groups, name=name
+        c_out, kernel, strides=stride, padding=mode, use_bias=bias, groups=groups, name=name
     )(x)
 
 
-def pool2d(x: Any, kind: str, size: int, stride: int, padding: int, *, name: str) -> Any:
+def pool2d(x: Any, kind: str, size: int, stride: int, *, padding: int = 0, name: str) -> Any:
     """Max or average pooling equal to PyTorch's, padding included."""
     if padding:
         fill = float("-inf") if kind == "max" else 0.0
@@ -180,12 +228,13 @@ def pool2d(x: Any, kind: str, size: int, stride: int, padding: int, *, name: str
     return cls(size, strides=stride, padding="valid", name=name)(x)
 
 
-def token_dtype() -> str:
-    """The dtype of token-id inputs: int64, except on JAX without 64-bit mode, which would
-    truncate int64 ids to int32 with a warning on every call (ids never need more than 32 bits)."""
-    if keras.backend.backend() == "jax":
-        import jax
+def masked_mean(x: Any, real: Any, *, name: str) -> Any:
+    """Mean of (batch, time, width) over the steps where `real` (batch, time) is True (all steps
+    if None): the recurrent summary and the transformer's pooling."""
+    return MaskedMean(name=name)(x, real)
 
-        if not jax.config.jax_enable_x64:
-            return "int32"
-    return "int64"
+
+def first_token(x: Any, *, name: str) -> Any:
+    """(batch, time, width) -> (batch, width) at position 0: the class token's state (ViT and
+    the text transformer)."""
+    return FirstToken(name=name)(x)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 from keras import layers
 
-from nnzoo.keras_impl.layers import ZooModel, dense_block, norm
+from nnzoo.keras_impl.layers import ZooModel, dense_block, model_input, norm
 from nnzoo.specs.mlp import MLPSpec
 
 
 def graph(spec: MLPSpec) -> tuple[Any, Any]:
-    inputs = keras.Input(shape=(spec.input_size,), name="input")
+    inputs = model_input((spec.input_size,), name="input")
     x = inputs
     for i, width in enumerate(spec.hidden_sizes):
         name = f"hidden-{i}"
