@@ -65,11 +65,15 @@ def test_bad_sizes_are_refused(text: object) -> None:
 
 
 def test_parity_checks_use_the_guard_at_their_own_size() -> None:
+    """Both refused before building: a float32 check is budgeted at ~6 MB (one build at a time),
+    a numeric one at ~40 MB (float64 copies), so 4M refuses the first and 16M the second."""
     spec = nnzoo.get_spec("mlp_small", input_size=1000, hidden_sizes=(1000,))  # 1M parameters
+    with guard.limit("4M"), pytest.raises(MemoryGuardError, match="a parity check of mlp"):
+        nnzoo.check_parity(spec)
+    with guard.limit("16M"), pytest.raises(MemoryGuardError, match="a numeric parity check of mlp"):
+        nnzoo.check_parity(spec, numeric=True)
     with guard.limit("16M"):
-        assert nnzoo.check_parity(spec).ok  # one float32 build at a time: ~6 MB
-        with pytest.raises(MemoryGuardError, match="a numeric parity check of mlp"):
-            nnzoo.check_parity(spec, numeric=True)  # float64 copies: ~40 MB
+        guard.check(spec, what="a parity check of mlp")  # the float32 check's own call: it fits
 
 
 def test_an_absurd_depth_is_refused_without_building_every_layer() -> None:
