@@ -50,6 +50,10 @@ BUILD_OVERHEAD = 1.5
 #: state dict in transit, the batch-norm twin); measured 28.6 (ViT-B/16), 31.7 (BERT-base sized
 #: transformer) and 38.7 (ResNet-50) bytes per parameter, i.e. 3.6 to 4.8 copies.
 PARITY_COPIES = 5.0
+#: An export holds the model, the artifact's copy of the weights while it is written and again
+#: when it is reloaded in its runtime for the check, and (Keras) a float64 twin for the rounding
+#: noise: four float32 copies beyond the model's own. An estimate, not yet measured.
+EXPORT_COPIES = 4.0
 #: Bounds on every layer's outputs together per input element, so that a check at a batch needs
 #: no forward pass when the bound already fits: measured on the zoo at batch 1, at most 1,488
 #: for image and feature inputs (ViT-H/14; ResNets 50-614, U-Net 539) and 168,864 per token id

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +114,11 @@ def test_activations_count_when_the_bound_does_not_settle_it() -> None:
         guard.check(spec)  # the build alone fits
         with pytest.raises(MemoryGuardError, match="of input and activations at batch 4"):
             guard.check(spec, batch=4, what="a run of unet_small")
+
+
+def test_an_export_is_guarded_before_anything_is_written(tmp_path: Path) -> None:
+    model = nnzoo.build("mlp_small", input_size=1000, hidden_sizes=(1000,), seed=0)  # ~4 MB
+    target = tmp_path / "mlp.safetensors"
+    with guard.limit("8M"), pytest.raises(MemoryGuardError, match="an export of mlp as safetensors"):
+        nnzoo.export(model, "safetensors", target)
+    assert not target.exists()
