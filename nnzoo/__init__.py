@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from nnzoo import conversion, costs, errors
+from nnzoo import conversion, costs, errors, guard
 from nnzoo.backends import available_backends, keras_backend, use_keras_backend
 from nnzoo.errors import (
     BackendError,
@@ -23,6 +23,7 @@ from nnzoo.errors import (
     InputError,
     InputShapeError,
     KerasBackendError,
+    MemoryGuardError,
     NnzooError,
     NotAModelError,
     OptimizeError,
@@ -41,12 +42,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendError", "BackendNotInstalledError", "ExportCheckError", "ExportFormatError",
-    "InputDtypeError", "InputError", "InputShapeError", "KerasBackendError", "NnzooError",
-    "NotAModelError", "OptimizeError", "ParamCount", "ParityReport", "Spec", "SpecError",
-    "UnknownFieldError", "UnknownModelError",
-    "WeightTransferError", "available_backends", "build", "check_parity", "convert",
-    "count_params", "errors", "export", "flops", "get_spec", "keras_backend", "list_models",
-    "optimize", "spec_from_dict", "transfer_weights", "use_keras_backend",
+    "InputDtypeError", "InputError", "InputShapeError", "KerasBackendError", "MemoryGuardError",
+    "NnzooError", "NotAModelError", "OptimizeError", "ParamCount", "ParityReport", "Spec",
+    "SpecError", "UnknownFieldError", "UnknownModelError", "WeightTransferError",
+    "available_backends", "build", "check_parity", "convert", "count_params", "errors", "export",
+    "flops", "get_spec", "guard", "keras_backend", "list_models", "optimize", "spec_from_dict",
+    "transfer_weights", "use_keras_backend",
 ]
 
 
@@ -56,6 +57,7 @@ def build(
     *,
     seed: int | None = None,
     weights: str | os.PathLike[str] | None = None,
+    max_memory: int | str | None = None,
     **overrides: Any,
 ) -> Any:
     """Build a registered model, a spec or a spec dict as a native model of `backend`.
@@ -65,15 +67,19 @@ def build(
     `weights` loads a PyTorch state-dict file (.pt/.pth/.bin; torchvision's format for ResNet
     and ViT) or a Keras `.weights.h5` file, into either backend.
     The spec, the overrides, the backend and the weights path are all validated before any
-    framework is imported; a model whose weights do not load is not returned.
+    framework is imported; a model whose weights do not load is not returned. A build whose
+    weights would not fit in the memory available is refused (`MemoryGuardError`) before
+    anything is allocated; `max_memory` (bytes, "64G", or "off") replaces that budget.
     """
     from nnzoo import backends
 
     spec = resolve(name_or_spec, **overrides)
+    room = guard.limit(max_memory)  # checks the value, like everything else, before importing
     backends.require(backend)
     if weights is not None:
         conversion.check_weights_path(weights)
-    model = backends.build_native(spec, backend, seed=seed)
+    with room:
+        model = backends.build_native(spec, backend, seed=seed)
     if weights is not None:
         conversion.load_weights(model, weights)
     return model

@@ -7,15 +7,18 @@ reported in milliseconds with the command that fixes it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.util
 import json
 import os
+import random
 import sys
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
+from nnzoo import guard
 from nnzoo.errors import BackendError, BackendNotInstalledError, KerasBackendError, NnzooError
 from nnzoo.specs.base import Spec
 
@@ -89,7 +92,14 @@ def _installed(package: str) -> bool:
     return package in sys.modules or importlib.util.find_spec(package) is not None
 
 
-_IMPORT_LOCK = threading.RLock()
+#: Held by every framework import and every build. A first import of TensorFlow (or Keras, or
+#: torch) from several threads at once deadlocks or leaves modules half-initialised; and builds
+#: draw their initial weights from process-wide generators (torch's default generator, Python's
+#: `random` for Keras's initializer seeds), so a seeded build is reproducible only if no other
+#: build draws in the meantime. Builds spend their time in Python holding the GIL, so serialising
+#: them costs little. Reentrant: a build may import, and a check may build inside a build.
+FRAMEWORK_LOCK = threading.RLock()
+_keras_imported = threading.Event()  # set once Keras is fully imported (no lock needed after)
 
 
 def require(backend: object) -> str:
@@ -105,19 +115,21 @@ def require(backend: object) -> str:
     for package in packages:
         if not _installed(package):
             raise BackendNotInstalledError(backend, package, extra)  # type: ignore[arg-type]
-    if backend == "keras" and "keras" not in sys.modules:
-        active = keras_backend()
-        if active not in KERAS_BACKENDS:
-            raise BackendError(f"keras/{active}", [f"keras/{k}" for k in KERAS_BACKENDS])
-        needs, keras_extra = KERAS_BACKENDS[active]
-        for package in needs:
-            if not _installed(package):
-                raise BackendNotInstalledError(f"keras/{active}", package, keras_extra)
-        with _IMPORT_LOCK:
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-            if active == "tensorflow":
-                _import_tensorflow_quietly()
+    if backend == "keras" and not _keras_imported.is_set():
+        with FRAMEWORK_LOCK:  # another thread may be half-way through importing Keras: wait
+            if "keras" not in sys.modules:
+                active = keras_backend()
+                if active not in KERAS_BACKENDS:
+                    raise BackendError(f"keras/{active}", [f"keras/{k}" for k in KERAS_BACKENDS])
+                needs, keras_extra = KERAS_BACKENDS[active]
+                for package in needs:
+                    if not _installed(package):
+                        raise BackendNotInstalledError(f"keras/{active}", package, keras_extra)
+                os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+                if active == "tensorflow":
+                    _import_tensorflow_quietly()
             import keras  # noqa: F401
+            _keras_imported.set()
     return backend  # type: ignore[return-value]
 
 
@@ -161,6 +173,12 @@ def float64_scope() -> Iterator[None]:
         yield
         return
     require("keras")
+    with FRAMEWORK_LOCK:  # both switches are process-wide: no other build runs meanwhile
+        yield from _float64_switches(active)
+
+
+def _float64_switches(active: str) -> Iterator[None]:
+    """The body of `float64_scope`: lift both switches, restore them after."""
     from keras.src.backend.common import dtypes
 
     table = getattr(dtypes, "BIT64_TO_BIT32_DTYPE", {})
@@ -189,6 +207,23 @@ def impl(backend: str, family: str) -> Any:
     return importlib.import_module(f"nnzoo.{backend}_impl.{family}")
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _serialized(fn: _F) -> _F:
+    """Run `fn` holding FRAMEWORK_LOCK."""
+
+    @functools.wraps(fn)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with FRAMEWORK_LOCK:
+            return fn(*args, **kwargs)
+
+    return locked  # type: ignore[return-value]
+
+
+impl = _serialized(impl)  # importing a family's module imports its framework
+
+
 @contextlib.contextmanager
 def seeded(backend: str, seed: int | None) -> Iterator[None]:
     """Make weight initialisation reproducible under `seed` (no-op for None)."""
@@ -202,12 +237,30 @@ def seeded(backend: str, seed: int | None) -> Iterator[None]:
             torch.manual_seed(seed)
             yield
     else:
+        # What keras.utils.set_random_seed seeds, minus TensorFlow's global seed (which would
+        # import TensorFlow on the JAX and PyTorch backends, and which Keras's initializers do not
+        # read: their seeds come from Python's `random`); the caller's states are restored after.
         import keras
+        import numpy as np
 
-        keras.utils.set_random_seed(seed)
-        yield
+        states = random.getstate(), np.random.get_state()
+        random.seed(seed)
+        np.random.seed(seed)
+        try:
+            if keras.backend.backend() == "torch":
+                import torch
+
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    yield
+            else:
+                yield
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
 
 
+@_serialized
 def build_native(spec: Spec, backend: str, seed: int | None = None, dtype: str = "float32") -> Any:
     """Build `spec` as a native model of `backend`, its weights in `dtype`.
 
@@ -216,6 +269,8 @@ def build_native(spec: Spec, backend: str, seed: int | None = None, dtype: str =
     """
     require(backend)
     module = impl(backend, spec.family)
+    guard.check(spec, what=f"a {dtype} {backend} build of {spec.family}", dtype=dtype,
+                backend=backend)
     with seeded(backend, seed):
         if backend == "torch":
             return module.build(spec).to(getattr(__import__("torch"), dtype))

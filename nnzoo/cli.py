@@ -10,11 +10,24 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from nnzoo.errors import NnzooError
+from nnzoo.errors import MemoryGuardError, NnzooError
+
+#: The exit statuses, shown by `nnzoo --help` and in the README.
+EXIT_STATUS = """\
+exit status:
+  0    success
+  1    a check failed (parity, report): the output names the models
+  2    bad usage or input: unknown model, field or backend, invalid value, unreadable file
+  3    refused by the memory guard: the model or check would not fit in the memory available
+       (the message gives both figures; NNZOO_MAX_MEMORY=64G or =off overrides)
+  130  interrupted (Ctrl-C)
+  141  standard output closed early (`nnzoo list | head`): stops quietly, as on SIGPIPE
+Results go to standard output; errors, warnings and interruptions to standard error."""
 
 
 def parse_overrides(words: Sequence[str]) -> dict[str, Any]:
@@ -281,7 +294,9 @@ def model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nnzoo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="nnzoo", description=__doc__.splitlines()[0],
+                                     epilog=EXIT_STATUS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="registered models (shell wildcards: 'resnet*')")
@@ -371,17 +386,33 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Keras runs grouped convolutions (ResNeXt) through a tf.function per call in eager mode, and
-    # TensorFlow warns about the retracing each time: noise for a command-line user.
+    """Run one command; returns the exit status (see EXIT_STATUS)."""
+    # Library use drops only TensorFlow's retracing warning about Keras's grouped convolutions
+    # (nnzoo.keras_impl.quiet); the command keeps TensorFlow's other warnings off the terminal too.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    args = make_parser().parse_args(argv)
-    if getattr(args, "layers", False):
-        args.numeric = True
     try:
-        return int(args.func(args))
+        args = make_parser().parse_args(argv)
+        if getattr(args, "layers", False):
+            args.numeric = True
+        status = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at exit
+        return status
+    except MemoryGuardError as exc:
+        print(f"nnzoo: {exc}", file=sys.stderr)
+        return 3
     except NnzooError as exc:
         print(f"nnzoo: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader has gone (`| head`): stop quietly, and point stdout at /dev/null so that
+        # Python's own flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141
+    except KeyboardInterrupt:
+        print("nnzoo: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

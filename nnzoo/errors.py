@@ -86,6 +86,15 @@ class UnknownFieldError(SpecError):
         self.field, self.value, self.allowed, self.family = field, None, ", ".join(valid), family
 
 
+class MissingFieldError(SpecError):
+    """A spec dict (or a nested part of one) without a field that has no default."""
+
+    def __init__(self, field: str, expected: str, *, family: str = "") -> None:
+        where = f"{family}." if family else ""
+        NnzooError.__init__(self, f"{where}{field} is required ({expected}) and was not given")
+        self.field, self.value, self.allowed, self.family = field, None, expected, family
+
+
 class BackendError(NnzooError, ValueError):
     """A backend name that nnzoo does not know."""
 
@@ -148,6 +157,15 @@ class WeightTransferError(NnzooError, ValueError):
         self.problems = list(problems)
         lines = [summary, *(f"  - {p}" for p in self.problems)]
         super().__init__("\n".join(lines))
+
+
+class MemoryGuardError(NnzooError, MemoryError):
+    """A build or check whose estimated memory exceeds the memory available, refused before
+    anything is allocated. `needed` and `available` are bytes; the message says how to override."""
+
+    def __init__(self, message: str, *, needed: int, available: int, source: str) -> None:
+        self.needed, self.available, self.source = needed, available, source
+        super().__init__(message)
 
 
 class UnknownLayerError(NnzooError, TypeError):

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from nnzoo import backends
+from nnzoo import backends, guard
 from nnzoo.errors import NnzooError
 from nnzoo.layout import from_keras, to_keras
 from nnzoo.links import keras_name, torch_path
@@ -119,6 +119,9 @@ def check_parity(
     name = name_or_spec if isinstance(name_or_spec, str) else spec.family
     report = ParityReport(name=name, spec=spec, device=device,
                           expected_shape=spec.output_shape(batch))
+    guard.check(spec, what=f"{'a numeric' if numeric else 'a'} parity check of {name}", batch=batch,
+                dtype="float64" if numeric else "float32",
+                copies=guard.PARITY_COPIES if numeric else guard.BUILD_OVERHEAD)
     start = time.perf_counter()
     x = spec.example_input(batch, seed)
     for backend in ("torch", "keras"):

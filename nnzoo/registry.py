@@ -86,7 +86,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> Spec:
     fields = dict(data)
     family = fields.pop("family", None)
     classes = spec_classes()
-    if family not in classes:
+    if not isinstance(family, str) or family not in classes:
         raise SpecError("family", family, f"one of {', '.join(classes)}")
     return classes[family].from_fields(fields)
 

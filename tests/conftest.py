@@ -61,6 +61,7 @@ def meta_count(name: str) -> int:
         return count_params(backends.build_native(nnzoo.get_spec(name), "torch")).total
 
 
+@functools.cache
 def smallest_per_family() -> list[str]:
     """One model per family -- its smallest variant -- for checks that need a real run."""
     import nnzoo
@@ -72,3 +73,46 @@ def smallest_per_family() -> list[str]:
         if names:
             picks.append(min(names, key=meta_count))
     return picks
+
+
+#: Overrides that shrink a family's smallest variant to a few thousand parameters, for tests that
+#: build it many times (threads, soak, warnings); a family not listed is used as registered.
+TINY: dict[str, dict[str, object]] = {
+    "resnet": {"layers": (1, 1), "widths": (8, 16), "stem_width": 8, "image_size": (16, 16)},
+    "cnn": {"image_size": (16, 16)},
+    "vit": {"embed_dim": 24, "num_heads": 3, "mlp_dim": 48, "depth": 2, "patch_size": 4},
+    "transformer": {"embed_dim": 32, "num_heads": 4, "mlp_dim": 64, "depth": 1},
+    "unet": {"base_width": 4, "depth": 2, "image_size": (8, 8)},
+    "recurrent": {"hidden_size": 16, "embed_dim": 8, "vocab_size": 50},
+}
+
+
+def tiny_per_family() -> list:
+    """One tiny spec per family: its smallest variant, shrunk by TINY, on its quick input."""
+    import nnzoo
+
+    specs = []
+    for name in smallest_per_family():
+        spec = nnzoo.get_spec(name)
+        specs.append(spec.replace(**TINY.get(spec.family, {})).quick())
+    return specs
+
+
+#: Keras's JAX backend compiles every new (operation, shape) on first use: a tiny family's first
+#: Keras build and call costs 5-20 s there (measured, busy 2-core machine), against 0.02 s once
+#: compiled. On that backend the thread and soak tests take the Keras side (builds and
+#: conversions) over these families only, to fit the JAX pass's budget; NNZOO_EVERY_FAMILY=1
+#: takes every family. PyTorch builds always cover every family.
+JAX_KERAS_FAMILIES = ("mlp",)
+
+
+def keras_families(specs: list) -> list[int]:
+    """Indices into `specs` (one per family) whose Keras build the thread and soak tests use."""
+    import os
+
+    from nnzoo.backends import keras_backend
+
+    if keras_backend() != "jax" or os.environ.get("NNZOO_EVERY_FAMILY") == "1":
+        return list(range(len(specs)))
+    return [i for i, s in enumerate(specs) if s.family in JAX_KERAS_FAMILIES]
+

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from nnzoo import backends, conversion
+from nnzoo import backends, conversion, guard
 from nnzoo.errors import ExportCheckError
 from nnzoo.exporting import formats
 from nnzoo.exporting.formats import FORMATS, SUPPORT, writable, writer_of
@@ -99,6 +99,8 @@ def export(model: Any, format: str, path: str | os.PathLike[str], *, check: bool
     writer = writer_of(backend, backends.keras_backend() if backend == "keras" else None)
     label = name or spec.family
     p = formats.check_format(format, writer, spec, path, f"{label} ({spec.family}) from {writer}")
+    guard.check(spec, what=f"an export of {label} as {format}", copies=guard.EXPORT_COPIES,
+                batch=max(BATCHES) if check else 0)
     start = time.perf_counter()
     with _inference_mode(model, backend):
         from nnzoo.exporting import writers

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from nnzoo.errors import SpecError, UnknownFieldError
+from nnzoo.errors import MissingFieldError, SpecError, UnknownFieldError
 
 #: What a model eats and what it returns, in canonical (PyTorch) layout, batch first.
 #: image: (N, C, H, W) float -- Keras receives (N, H, W, C)
@@ -129,10 +129,7 @@ class Spec:
     @classmethod
     def from_fields(cls, data: Mapping[str, Any]) -> Spec:
         """Build from a field mapping (no `family` key); unknown keys are refused by name."""
-        valid = cls.field_names()
-        for key in data:
-            if key not in valid:
-                raise UnknownFieldError(str(key), valid, family=cls.family)
+        _check_keys(cls, data, "", cls.family)
         return cls(**dict(data))
 
     # ---- input and output ---------------------------------------------------------------------
@@ -379,13 +376,28 @@ def _coerce(value: Any, tp: Any, field: str, family: str) -> Any:
         if isinstance(value, tp):
             return value
         if isinstance(value, Mapping):
-            valid = [f.name for f in dataclasses.fields(tp)]
-            for key in value:
-                if key not in valid:
-                    raise UnknownFieldError(f"{field}.{key}", valid, family=family)
-            return tp(**value)
+            _check_keys(tp, value, f"{field}.", family)
+            try:
+                return tp(**value)
+            except SpecError as exc:  # name the part by its place in the spec: stages[1].kernel
+                if type(exc) is not SpecError:
+                    raise
+                raise SpecError(f"{field}.{exc.field}", exc.value, exc.allowed, family=family) from None
         raise bad
     raise TypeError(f"nnzoo cannot check annotation {tp!r} of field {field!r}")
+
+
+def _check_keys(cls: Any, data: Mapping[Any, Any], prefix: str, family: str) -> None:
+    """Refuse a key `cls` does not have, or a missing field that has no default, by name."""
+    valid = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in valid:
+            raise UnknownFieldError(f"{prefix}{key}", valid, family=family)
+    for f in dataclasses.fields(cls):
+        if f.name not in data and f.default is dataclasses.MISSING \
+                and f.default_factory is dataclasses.MISSING:
+            expected = f"expected {_describe(_hints(cls)[f.name])}"
+            raise MissingFieldError(f"{prefix}{f.name}", expected, family=family)
 
 
 def _plain(obj: Any) -> Any:
