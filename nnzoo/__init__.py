@@ -20,6 +20,7 @@ from nnzoo.errors import (
     InputDtypeError,
     InputError,
     InputShapeError,
+    LabelError,
     NnzooError,
     SpecError,
     UnknownFieldError,
@@ -31,15 +32,17 @@ from nnzoo.parity import ParityReport, check_parity
 from nnzoo.registry import get_spec, list_models, resolve, spec_from_dict
 from nnzoo.runtime import ParamCount, count_params
 from nnzoo.specs.base import Spec
+from nnzoo.training import GradientReport, TrainResult, gradient_parity, train_parity
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendError", "BackendNotInstalledError", "InputDtypeError", "InputError",
-    "InputShapeError", "NnzooError", "ParamCount", "ParityReport", "Spec", "SpecError",
-    "UnknownFieldError", "UnknownModelError", "WeightTransferError", "available_backends",
-    "build", "check_parity", "convert", "count_params", "errors", "flops", "get_spec",
-    "list_models", "optimize", "spec_from_dict", "transfer_weights",
+    "BackendError", "BackendNotInstalledError", "GradientReport", "InputDtypeError", "InputError",
+    "InputShapeError", "LabelError", "NnzooError", "ParamCount", "ParityReport", "Spec",
+    "SpecError", "TrainResult", "UnknownFieldError", "UnknownModelError", "WeightTransferError",
+    "available_backends", "build", "check_parity", "convert", "count_params", "errors", "flops",
+    "get_spec", "gradient_parity", "list_models", "optimize", "spec_from_dict", "train_parity",
+    "transfer_weights",
 ]
 
 

@@ -112,3 +112,8 @@ class WeightTransferError(NnzooError, ValueError):
         self.problems = list(problems)
         lines = [summary, *(f"  - {p}" for p in self.problems)]
         super().__init__("\n".join(lines))
+
+
+class LabelError(InputError):
+    """Labels or regression targets that do not fit the model's output and loss: class ids out of
+    range for `num_classes`, the wrong shape, or the wrong dtype."""

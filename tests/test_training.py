@@ -1,0 +1,265 @@
+"""Training parity on the active Keras backend: the same gradients for every registered model,
+the same optimizer steps and loss curve for every family, stochastic layers the same in
+distribution, and PyTorch's optimizer maths where Keras's own differs.
+
+Gradient parity runs every model on its `quick()` spec (heavy ones under `slow`, like the numeric
+parity suite), batch 2, one pair of builds for both directions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nnzoo
+from conftest import meta_count, smallest_per_family
+from nnzoo import backends
+from nnzoo.errors import SpecError
+from nnzoo.parity import ATOL
+from nnzoo.specs.base import Spec
+from nnzoo.specs.training import LossSpec, optimizer_spec, synthetic_batch
+from nnzoo.training import gradient_parity, train_parity
+
+pytestmark = pytest.mark.keras
+
+HEAVY = 50_000_000  # gradients of two float64 builds: under `slow` above this, as in test_parity
+HUGE = 400_000_000  # ... and not at all above this (ViT-H/14: does not fit CI's memory)
+
+
+def _registry() -> list:
+    params = []
+    for name in nnzoo.list_models():
+        count = meta_count(name)
+        if count <= HUGE:
+            params.append(pytest.param(name, marks=pytest.mark.slow) if count > HEAVY else name)
+    return params
+
+
+@pytest.mark.parametrize("name", _registry())
+def test_gradient_parity(name: str) -> None:
+    """PyTorch weights into Keras and Keras weights into PyTorch: the gradients of the head's
+    loss, mapped to PyTorch keys and layouts through the links, agree within the parity bound."""
+    report = gradient_parity(nnzoo.get_spec(name).quick(), batch=2)
+    assert report.ok, str(report)
+    assert [a.direction for a in report.agreement] == ["torch->keras", "keras->torch"]
+    for a in report.agreement:
+        assert a.bound == ATOL * max(1.0, a.scale) and a.scale > 0
+
+
+def test_float32_gradients_are_reported_beside() -> None:
+    """float32: the frameworks round differently, within 10x the network's own rounding."""
+    report = gradient_parity("cnn_small_gap", dtype="float32", image_size=20)
+    assert report.ok, str(report)
+    assert all(0 < a.max_abs and a.noise > 0 for a in report.agreement)
+    exact = gradient_parity("cnn_small_gap", image_size=20)
+    assert max(a.max_abs for a in exact.agreement) < min(a.max_abs for a in report.agreement)
+
+
+#: Candidate overrides that make a family's smallest model tiny: from each group, the first one
+#: the family has and accepts is kept (fields a family lacks are skipped, like invalid values).
+SHRINK = (
+    [{"layers": (1, 1), "widths": (8, 16), "stem_width": 8}],
+    [{"depth": 2}],
+    [{"embed_dim": 32, "mlp_dim": 64, "num_heads": 2}, {"embed_dim": 16}],
+    [{"hidden_size": 16}],
+    [{"hidden_sizes": (16,)}],
+    [{"base_width": 4}],
+    [{"patch_size": 4}],
+    [{"seq_len": 8}],
+    [{"vocab_size": 64}],
+    [{"image_size": (8, 8)}, {"image_size": (16, 16)}, {"image_size": (20, 20)}],
+)
+
+
+def tiny(name: str) -> Spec:
+    spec = nnzoo.get_spec(name)
+    for group in SHRINK:
+        for overrides in group:
+            try:
+                spec = spec.replace(**overrides)
+                break
+            except SpecError:  # UnknownFieldError included
+                continue
+    return spec
+
+
+FAMILY_MODELS = smallest_per_family()
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+@pytest.mark.parametrize("name", FAMILY_MODELS)
+def test_training_agrees_step_by_step(name: str, optimizer: str) -> None:
+    """20 float64 steps of SGD with momentum and of AdamW: after every step the losses and every
+    weight (batch-norm statistics included) agree within the parity bound -- and they moved."""
+    result = train_parity(tiny(name), steps=20, optimizer=optimizer, batch=4, progress=False)
+    assert result.ok, str(result)
+    assert len(result.steps) == 20
+    torch_losses, _ = result.losses
+    assert torch_losses[0] != torch_losses[-1]
+    assert max(result.weight_diffs) <= ATOL * max(1.0, result.steps[-1].weight_scale)
+
+
+OPTIMIZER_VARIANTS = {
+    "sgd-nesterov-l2-clip-cosine": {"kind": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True,
+                                    "weight_decay": 1e-3, "clip_norm": 0.5,
+                                    "schedule": {"kind": "cosine", "min_lr": 0.001}},
+    "sgd-plain-step": {"kind": "sgd", "lr": 0.1, "schedule": {"kind": "step", "step_size": 3}},
+    "adam-l2-step-clip": {"kind": "adam", "lr": 3e-3, "weight_decay": 1e-2, "clip_norm": 0.2,
+                          "betas": (0.8, 0.99), "eps": 1e-6,
+                          "schedule": {"kind": "step", "step_size": 4, "gamma": 0.5}},
+    "adamw-cosine": {"kind": "adamw", "lr": 1e-2, "weight_decay": 0.1,
+                     "schedule": {"kind": "cosine"}},
+}
+
+
+@pytest.mark.parametrize("variant", OPTIMIZER_VARIANTS)
+def test_every_optimizer_setting_agrees(variant: str) -> None:
+    """Momentum, Nesterov, both kinds of weight decay, clipping and both schedules, on an MLP with
+    batch norm (its statistics are compared too); the learning rates follow the spec's own."""
+    opt = optimizer_spec(OPTIMIZER_VARIANTS[variant])
+    result = train_parity("mlp_784", steps=10, optimizer=opt, batch=8, progress=False,
+                          hidden_sizes=(32, 16), input_size=24)
+    assert result.ok, str(result)
+    assert [s.lr for s in result.steps] == pytest.approx(
+        [opt.schedule.lr(opt.lr, i, steps=10) for i in range(10)], rel=1e-12)
+
+
+def test_keras_own_classes_where_the_maths_is_the_same() -> None:
+    import keras
+
+    from nnzoo.keras_impl.training import TorchAdam, TorchSGD, build_optimizer
+
+    def cls(**fields: object) -> type:
+        return type(build_optimizer(optimizer_spec(fields), steps=10))
+
+    assert issubclass(cls(kind="sgd", momentum=0.9), keras.optimizers.SGD)
+    assert issubclass(cls(kind="sgd", schedule={"kind": "step"}), keras.optimizers.SGD)
+    assert cls(kind="sgd", momentum=0.9, schedule={"kind": "step"}) is TorchSGD
+    assert cls(kind="sgd", weight_decay=1e-4) is TorchSGD
+    assert cls(kind="sgd", clip_norm=1.0) is TorchSGD
+    assert cls(kind="adam") is TorchAdam and cls(kind="adamw") is TorchAdam
+    opt = build_optimizer(optimizer_spec("adamw", clip_norm=2.0), steps=10)
+    again = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
+    assert type(again) is TorchAdam and again.get_config() == opt.get_config()
+
+
+def test_no_constant_epsilon_makes_stock_keras_adam_follow_pytorch() -> None:
+    """Keras's Adam with epsilon e equals PyTorch's with e / sqrt(1 - beta2**t) at step t only.
+    Matching step 1 (e = eps * sqrt(1 - beta2)) leaves later steps off, and so does every other
+    constant tried; nnzoo's TorchAdam follows PyTorch to rounding. (Small gradients -- a
+    regression nearly fitted -- where epsilon matters.)"""
+    import keras
+
+    from nnzoo.keras_impl.training import TorchAdam
+
+    eps, beta2, lr = 1e-8, 0.999, 1e-3
+    spec = nnzoo.get_spec("mlp_small", num_classes=0, hidden_sizes=(8,), input_size=4)
+    loss = LossSpec(kind="mse")
+    x, y = synthetic_batch(spec, loss, 64, seed=3)
+
+    def drift(keras_optimizer: object) -> list[float]:
+        from nnzoo.conversion import state_dict, transfer_weights
+        from nnzoo.keras_impl.training import Trainer as KerasTrainer
+        from nnzoo.torch_impl.training import Trainer as TorchTrainer
+
+        opt = optimizer_spec("adam", lr=lr, eps=eps)
+        with backends.float64_scope():
+            t = backends.build_native(spec, "torch", seed=0, dtype="float64")
+            k = backends.build_native(spec, "keras", seed=0, dtype="float64")
+            transfer_weights(t, k)
+            pt, kt = TorchTrainer(t, opt, loss, steps=8), KerasTrainer(k, opt, loss, steps=8)
+            kt.optimizer = keras_optimizer
+            target = state_dict(t)["0.fc.weight"] * 0  # noqa: F841  (shape reference)
+            out = []
+            for i in range(8):
+                xb = x[8 * i: 8 * i + 8].astype(np.float64)
+                yb = 1e-4 * y[8 * i: 8 * i + 8].astype(np.float64)
+                pt.step(xb, yb)
+                kt.step(xb, yb)
+                a, b = state_dict(t), state_dict(k)
+                out.append(max(float(np.max(np.abs(a[n] - b[n]))) for n in a))
+        return out
+
+    exact = drift(TorchAdam(lr, epsilon=eps))
+    assert max(exact) < 1e-13
+    first = drift(keras.optimizers.Adam(lr, epsilon=eps * np.sqrt(1 - beta2)))
+    assert first[0] < 1e-13 < 1e-9 < first[-1]
+    for constant in (eps, eps * np.sqrt(1 - beta2 ** 8)):
+        assert max(drift(keras.optimizers.Adam(lr, epsilon=constant))) > 1e-9
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5])
+def test_dropout_is_the_same_in_distribution(rate: float) -> None:
+    """Both frameworks' dropout keeps each value with probability 1 - p and scales what it keeps
+    by 1 / (1 - p) (inverted dropout): the zeros are a fraction p (within 5 binomial standard
+    deviations), the kept values exactly 1 / (1 - p), and the mean is preserved."""
+    import keras
+    import torch
+
+    n = 200_000
+    ones = np.ones((n,), dtype=np.float32)
+    outputs = {
+        "torch": torch.nn.Dropout(rate).train()(torch.from_numpy(ones)).numpy(),
+        "keras": keras.ops.convert_to_numpy(keras.layers.Dropout(rate, seed=1)(ones, training=True)),
+    }
+    sigma = np.sqrt(rate * (1 - rate) / n)
+    for framework, y in outputs.items():
+        zeros = float(np.mean(y == 0))
+        assert abs(zeros - rate) < 5 * sigma, (framework, zeros)
+        np.testing.assert_allclose(y[y != 0], 1 / (1 - rate), rtol=1e-6, err_msg=framework)
+        assert abs(float(y.mean()) - 1) < 5 * sigma / (1 - rate), framework
+
+
+def test_attention_dropout_preserves_the_mean_in_both() -> None:
+    """Attention dropout (on the attention probabilities, inside both frameworks' attention):
+    averaged over many draws, a training-mode output equals the inference output, in both."""
+    import torch
+
+    from nnzoo.conversion import transfer_weights
+    from nnzoo.layout import to_keras
+    from nnzoo.runtime import run, to_numpy
+
+    spec = nnzoo.get_spec("transformer_seed", depth=1, embed_dim=16, num_heads=2, mlp_dim=16,
+                          seq_len=6, dropout=0.0, attention_dropout=0.3)
+    t = backends.build_native(spec, "torch", seed=0)
+    k = backends.build_native(spec, "keras", seed=1)
+    transfer_weights(t, k)
+    x = np.repeat(spec.example_input(1, seed=2), 4000, axis=0)
+    expected = run(t, x[:1])[0]
+    with torch.no_grad():
+        draws = {"torch": t.train()(torch.from_numpy(x)).numpy(),
+                 "keras": to_numpy(k(to_keras(x, spec.input_kind), training=True))}
+    for framework, y in draws.items():
+        assert np.std(y[:, 0]) > 1e-3, framework  # dropout is active
+        error = np.abs(y.mean(axis=0) - expected) / (y.std(axis=0) / np.sqrt(len(y)))
+        assert error.max() < 5, (framework, error.max())
+
+
+@pytest.mark.parametrize("name", ["mlp_784", "cnn_small_gap"])
+def test_one_float64_step_moves_batch_norm_statistics_equally(name: str) -> None:
+    """A float64 Keras build with batch norm trains (its statistics in float64, the unbiased
+    variance, momentum 1 - m) on every backend: one step, the statistics agree to rounding."""
+    result = train_parity(name, steps=1, batch=4, progress=False, **(
+        {"image_size": 20, "hidden_sizes": (16,)} if name == "cnn_small_gap" else {}))
+    assert result.ok, str(result)
+    assert result.steps[0].weight_diff < 1e-12
+
+
+def test_table_and_figure(tmp_path) -> None:  # noqa: ANN001
+    result = train_parity("mlp_small", steps=3, optimizer="adamw", progress=False, dropout=0.2)
+    text = str(result)
+    assert "OK" in text and "dropout=0.2 -> 0" in text and "loss torch" in text
+    assert text.count("\n") >= 6 and result.to_dict()["steps"][2]["step"] == 3
+    png = result.plot(tmp_path / "curves.png")
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_user_data_and_regression() -> None:
+    spec = nnzoo.get_spec("mlp_small", num_classes=3)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((10, 32)).astype(np.float32)
+    y = rng.standard_normal((10, 3))
+    result = train_parity(spec, steps=4, loss="mse", data=(x, y), batch=4, progress=False)
+    assert result.ok and result.loss.kind == "mse", str(result)
+    again = train_parity(spec, steps=4, loss="mse", data=(x, y), batch=4, progress=False)
+    assert result.losses == again.losses  # same weights, same batches: reproducible
