@@ -202,6 +202,7 @@ class TrainResult:
     steps: list[TrainStep] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    models: tuple[Any, Any] | None = field(default=None, repr=False)  # with keep_models
 
     @property
     def ok(self) -> bool:
@@ -303,7 +304,7 @@ def train_parity(name_or_spec: str | Spec | Mapping[str, Any], *, steps: int = 2
                  loss: str | LossSpec | Mapping[str, Any] | None = None,
                  data: tuple[np.ndarray, np.ndarray] | None = None, dtype: str = "float64",
                  batch: int = 4, seed: int = 0, progress: bool = True,
-                 **overrides: Any) -> TrainResult:
+                 keep_models: bool = False, **overrides: Any) -> TrainResult:
     """Train the PyTorch and the Keras build from the same initial weights on the same batches.
 
     `optimizer`: "sgd" (momentum 0.9), "adam", "adamw", an `OptimizerSpec` or a dict of its
@@ -311,6 +312,8 @@ def train_parity(name_or_spec: str | Spec | Mapping[str, Any], *, steps: int = 2
     or a `LossSpec`; `data`: (x, y) numpy arrays in canonical layout (images NCHW), read in
     consecutive batches of `batch`, wrapping around -- synthetic and seeded by default. Every
     argument and the data are checked before a framework starts. Stochastic layers are off.
+    `keep_models`: the trained (PyTorch, Keras) builds are returned as `result.models` (a float64
+    Keras build runs inside `nnzoo.backends.float64_scope()` on JAX and PyTorch).
     """
     _check_dtype(dtype)
     for arg, value in (("steps", steps), ("batch", batch)):
@@ -348,6 +351,8 @@ def train_parity(name_or_spec: str | Spec | Mapping[str, Any], *, steps: int = 2
             diff, scale = _weight_diff(torch_t.model, keras_t.model, state_dict)
             result.steps.append(TrainStep(i + 1, lr, loss_t, loss_k, diff, scale, atol))
             advance(diff)
+        if keep_models:
+            result.models = (torch_t.model, keras_t.model)
         del torch_t, keras_t
         gc.collect()
     result.seconds = time.perf_counter() - start
