@@ -16,11 +16,15 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/nnzoo parity --all
+	$(BIN)/nnzoo parity --all --keras-backends all
 	$(BIN)/nnzoo report --out out/report
 
+# The whole suite with Keras on TensorFlow, then the tests marked `keras` (the parity contract:
+# counts, shapes, numerics, transfer, files, padded sequences) on Keras's JAX and PyTorch backends.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m keras
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -m keras
 
 # The benchmarks also need the references and matplotlib (the bench extra); `make test` does not.
 BENCH_STAMP := $(VENV)/.installed-bench

@@ -15,6 +15,10 @@ target, backward, plain SGD update):
                                  the step `model.fit` runs. (An eager Keras training step is not
                                  a path anyone uses: `fit` always compiles its step.)
 Non-image models skip channels_last (it is a layout of 4-d tensors).
+Exported (kind "onnx", nnzoo's PyTorch build only, in a job of its own):
+  torch  onnxruntime    `nnzoo.export(model, "onnx", ...)` (the dynamo exporter), run by an
+                        onnxruntime CPU session with the job's thread count; the artifact's size
+                        is reported with it
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ INFER = {"torch": ("eager", "channels_last", "compile"),
          "keras": ("eager", "predict", "function", "xla")}
 TRAIN = {"torch": ("eager", "channels_last"), "keras": ("fit", "xla")}
 FAST = {"torch": "channels_last", "keras": "function"}  # what nnzoo.optimize(model) returns
+ONNX = ("onnxruntime",)
+#: models measured in onnxruntime by default (`--onnx` chooses others)
+ONNX_MODELS = ("resnet50", "vit_s_16")
 LR = 1e-4
 
 
@@ -86,6 +93,28 @@ def torch_output(model: Any, x: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.inference_mode():
         return model(torch.from_numpy(x)).numpy()
+
+
+def onnx_infer(model: Any, x: np.ndarray, threads: int) -> tuple[Callable[[], Any], int]:
+    """Export with `nnzoo.export` (unchecked: the tests check it), open an onnxruntime session;
+    (the call, the artifact's size in bytes)."""
+    import tempfile
+    from pathlib import Path
+
+    import onnxruntime as ort
+
+    import nnzoo
+
+    path = Path(tempfile.mkdtemp()) / "model.onnx"
+    nnzoo.export(model, "onnx", path, check=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    size = path.stat().st_size
+    path.unlink()
+    return (lambda: session.run(None, {name: x})), size
 
 
 # ---- Keras -----------------------------------------------------------------------------------

@@ -110,6 +110,7 @@ def markdown(results: dict[str, Any]) -> str:
                       f"{rate / max(rates.values()):.0%}" if rate and rates else "-",
                       fmt_ms(big.first_call_s) if big else "-"]
             lines.append("| " + " | ".join(cells) + " |")
+    lines += onnx_table(results)
     lines += ["", f"## Training step (batch {bmax}: forward, MSE loss, backward, SGD update)", "",
               "| model | impl | backend | path | ms | first ms |", "|---|---|---|---|---:|---:|"]
     for r in pick(rs, kind="train"):
@@ -122,13 +123,40 @@ def markdown(results: dict[str, Any]) -> str:
               "|---|---|---|---:|---:|---:|---:|---:|"]
     for s in results["subjects"]:
         st = s.get("setup", {})
-        if s["impl"] == "matmul" or "build_s" not in st:
+        if s["impl"] == "matmul" or "build_s" not in st or s.get("onnx"):
             continue
         f = flops.get((s["model"], s["impl"]))
         lines.append(f"| {s['model']} | {s['impl']} | {s['backend']} | {st['build_s']:.2f} | "
                      f"{st.get('params', 0):,} | {f'{f / 1e9:.2f}' if f else '-'} | "
                      f"{st.get('import_s', 0):.1f} | {st.get('load_s', 0):.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def onnx_table(results: dict[str, Any]) -> list[str]:
+    """onnxruntime on nnzoo's exported PyTorch build, against the fastest native path (either
+    backend, nnzoo's builds) measured in the same run at the same batch."""
+    found = [(s, r) for s in results["subjects"] for r in s["rows"] if r.get("kind") == "onnx"]
+    if not found:
+        return []
+    native = pick(rows(results), impl="nnzoo", kind="infer")
+    lines = ["", "## ONNX Runtime", "",
+             "nnzoo's PyTorch build exported with `nnzoo.export(model, \"onnx\", ...)` (the dynamo "
+             "exporter) and run in an onnxruntime CPU session with the same thread count; ratio: "
+             "onnxruntime / the fastest native path of this run (< 1: onnxruntime is faster).", "",
+             "| model | batch | onnxruntime ms | fastest native ms (path) | ratio | .onnx MB |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for s, r in found:
+        if "error" in r:
+            lines.append(f"| {s['model']} | {r['batch']} | failed: {r['error']} ||||")
+            continue
+        best = min(pick(native, model=s["model"], batch=r["batch"]), key=lambda x: x.median_s,
+                   default=None)
+        where = f"{fmt_ms(best.median_s)} ({best.backend} {best.path})" if best else "-"
+        ratio = f"{r['median_s'] / best.median_s:.2f}" if best else "-"
+        size = f"{r['artifact_bytes'] / 1e6:.1f}" if r.get("artifact_bytes") else "-"
+        lines.append(f"| {s['model']} | {r['batch']} | {fmt_ms(r['median_s'])} "
+                     f"({fmt_ms(r['min_s'])}-{fmt_ms(r['max_s'])}) | {where} | {ratio} | {size} |")
+    return lines
 
 
 def memory_table(results: dict[str, Any], bmax: int) -> list[str]:

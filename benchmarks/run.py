@@ -61,6 +61,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", nargs="*", metavar="NAME",
                    help="models to measure under torch.compile (default: resnet50 and one ViT; "
                         "none with --quick)")
+    p.add_argument("--onnx", nargs="*", metavar="NAME",
+                   help="models whose PyTorch build is also exported to ONNX and timed in "
+                        "onnxruntime (default: resnet50 and vit_s_16 where chosen; none with "
+                        "--quick)")
     p.add_argument("--no-references", action="store_true", help="nnzoo's builds only")
     p.add_argument("--no-train", action="store_true", help="skip the training steps")
     p.add_argument("--tag", help="output file stem (default: latest, or quick with --quick)")
@@ -136,7 +140,21 @@ def plan(args: argparse.Namespace, models: list[str]) -> tuple[list[dict[str, An
             for impl in impls if not args.quick else impls[:1]:
                 jobs.append({**common, "warmup": 1, "backend": backend, "impls": [impl],
                              "model": name, "measure": memory, "memory": True})
+        if name in onnx_set(args) and "torch" in backends:  # a job of its own: the export
+            jobs.append({**common, "backend": "torch", "impls": ["nnzoo"], "model": name,
+                         "onnx": True,
+                         "measure": [{"kind": "onnx", "path": p, "batch": b,
+                                      "threads": args.threads}
+                                     for b in batches for p in paths.ONNX]})
     return jobs + probe, refs
+
+
+def onnx_set(args: argparse.Namespace) -> set[str]:
+    from benchmarks import paths
+
+    if args.onnx is not None:
+        return set(args.onnx)
+    return set() if args.quick else set(paths.ONNX_MODELS)
 
 
 def worker_env() -> dict[str, str]:
@@ -163,7 +181,8 @@ def run_job(job: dict[str, Any], on_row: Any) -> list[dict[str, Any]]:
     from benchmarks.worker import MARK
 
     results = {impl: {"impl": impl, "model": job["model"], "backend": job["backend"],
-                      "rows": [], "setup": {}, "memory": bool(job.get("memory"))}
+                      "rows": [], "setup": {}, "memory": bool(job.get("memory")),
+                      "onnx": bool(job.get("onnx"))}
                for impl in job["impls"]}
     shared: dict[str, Any] = {}
     with tempfile.TemporaryFile("w+") as err:

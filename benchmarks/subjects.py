@@ -17,8 +17,6 @@ References and their availability here:
 from __future__ import annotations
 
 import importlib.util
-import sys
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -40,13 +38,9 @@ def installed(impl: str) -> bool:
 
 
 def _torchvision() -> Any:
-    # torchvision's wheel is built for CUDA PyTorch; its compiled ops do not load on the CPU
-    # build, but the model definitions are pure Python and need none of them.
-    sys.modules.setdefault("torchvision._meta_registrations",
-                           types.ModuleType("torchvision._meta_registrations"))
-    import torchvision
+    from nnzoo.references import torchvision_models
 
-    return torchvision.models
+    return torchvision_models()
 
 
 def _plain_resnet(spec: Spec) -> bool:

@@ -31,10 +31,9 @@ OVERHEAD_S = 0.005
 #: Known causes of missed targets, found by measuring: (targets, model wildcard, words that the
 #: "compared" cell contains, why). Shown only next to a target that is missed.
 WHY: list[tuple[tuple[str, ...], str, str, str]] = [
-    ((T_REF, T_REF_FAST), "resnet*", "torch", "nnzoo's PyTorch ResNet uses out-of-place ReLU "
-     "and residual additions where torchvision and timm write in place (`ReLU(inplace=True)`, "
-     "`out += identity`): more memory traffic at batch 16. Measured on resnet18, batch 16, "
-     "channels-last: 488 ms; with in-place ReLU 464 ms; torchvision 457 ms."),
+    ((T_REF, T_REF_FAST), "resnet*", "torch", "nnzoo's PyTorch ResNet has torchvision's layers "
+     "(in-place ReLU and residual addition, as torchvision and timm): a remaining gap is the "
+     "machine's noise or the reference's layout; see the measured figures in results/."),
     ((T_REF, T_REF_FAST), "vit*", "timm", "timm computes attention as one fused qkv projection "
      "and `F.scaled_dot_product_attention`; nnzoo keeps torchvision's `nn.MultiheadAttention` "
      "layout (so torchvision checkpoints load) and runs at torchvision's speed."),

@@ -147,6 +147,9 @@ def build_all(job: dict[str, Any]) -> dict[str, Any]:
 
 def prepare(model: Any, backend: str, item: dict[str, Any], x: np.ndarray) -> Any:
     """The zero-argument callable of one measurement."""
+    if item["kind"] == "onnx":  # the artifact's size goes into the item, and so into its row
+        fn, item["artifact_bytes"] = paths.onnx_infer(model, x, item["threads"])
+        return fn
     if item["kind"] == "infer":
         return (paths.torch_infer if backend == "torch" else paths.keras_infer)(
             model, x, item["path"])

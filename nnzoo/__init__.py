@@ -13,13 +13,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from nnzoo import conversion, costs, errors
-from nnzoo.backends import available_backends
+from nnzoo.backends import available_backends, keras_backend, use_keras_backend
 from nnzoo.errors import (
     BackendError,
     BackendNotInstalledError,
+    ExportCheckError,
+    ExportFormatError,
     InputDtypeError,
     InputError,
     InputShapeError,
+    KerasBackendError,
     LabelError,
     NnzooError,
     SpecError,
@@ -37,12 +40,13 @@ from nnzoo.training import GradientReport, TrainResult, gradient_parity, train_p
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendError", "BackendNotInstalledError", "GradientReport", "InputDtypeError", "InputError",
-    "InputShapeError", "LabelError", "NnzooError", "ParamCount", "ParityReport", "Spec",
-    "SpecError", "TrainResult", "UnknownFieldError", "UnknownModelError", "WeightTransferError",
-    "available_backends", "build", "check_parity", "convert", "count_params", "errors", "flops",
-    "get_spec", "gradient_parity", "list_models", "optimize", "spec_from_dict", "train_parity",
-    "transfer_weights",
+    "BackendError", "BackendNotInstalledError", "ExportCheckError", "ExportFormatError",
+    "GradientReport", "InputDtypeError", "InputError", "InputShapeError", "KerasBackendError",
+    "LabelError", "NnzooError", "ParamCount", "ParityReport", "Spec", "SpecError", "TrainResult",
+    "UnknownFieldError", "UnknownModelError", "WeightTransferError", "available_backends", "build",
+    "check_parity", "convert", "count_params", "errors", "export", "flops", "get_spec",
+    "gradient_parity", "keras_backend", "list_models", "optimize", "spec_from_dict",
+    "train_parity", "transfer_weights", "use_keras_backend",
 ]
 
 
@@ -93,3 +97,14 @@ def flops(name_or_spec: str | Spec | Mapping[str, Any], *, batch: int = 1, dtype
     """FLOPs (a multiply-add is 2) and memory, per layer and in total, of a model in either
     backend: computed once from the spec (`nnzoo.costs.Cost`; `print()` it for the table)."""
     return costs.flops(name_or_spec, batch=batch, dtype=dtype, **overrides)
+
+
+def export(model: Any, format: str, path: str | os.PathLike[str], *, check: bool = True) -> Any:
+    """Write an nnzoo model of either backend as `format` (onnx, pt2, saved-model, litert,
+    safetensors, keras) and, with `check`, load the artifact in its own runtime and compare its
+    outputs with the model's (batch 1 and 7; float32 parity bound). Returns an
+    `nnzoo.exporting.ExportResult`; a format the backend cannot write raises `ExportFormatError`
+    naming those it can, before any work."""
+    from nnzoo.exporting import export as export_model
+
+    return export_model(model, format, path, check=check)

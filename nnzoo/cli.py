@@ -49,7 +49,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     from nnzoo.runtime import count_params
 
     spec = resolve(args.name, **parse_overrides(args.overrides))
-    info: dict[str, Any] = {"name": args.name, "spec": spec.to_dict(), "counts": {}}
+    info: dict[str, Any] = {"name": args.name, "spec": spec.to_dict(), "counts": {},
+                            "backends": backends.available_backends(),
+                            "keras_backend": backends.keras_backend()}
     for backend in backends.available_backends():
         c = count_params(backends.build_native(spec, backend, seed=0))
         info["counts"][backend] = {"trainable": c.trainable, "non_trainable": c.non_trainable,
@@ -59,10 +61,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
+    from nnzoo import backends
     from nnzoo.parity import check_parity
     from nnzoo.registry import list_models
 
     if args.train:
+        if args.keras_backend:
+            backends.use_keras_backend(args.keras_backend)
         return _train_parity(args)
     if args.all:
         names = list_models()
@@ -71,6 +76,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
     else:
         raise NnzooError("name one or more models, or pass --all")
     overrides = parse_overrides(args.set)
+    if args.keras_backends:
+        return parity_matrix(args, names, _keras_backend_list(args.keras_backends))
+    if args.keras_backend:
+        backends.use_keras_backend(args.keras_backend)
     reports = []
     for name in names:
         report = check_parity(name, device=args.device, numeric=args.numeric,
@@ -108,6 +117,67 @@ def _train_parity(args: argparse.Namespace) -> int:
     return 0 if result.ok and grads[0].ok else 1
 
 
+def _keras_backend_list(text: str) -> list[str]:
+    from nnzoo.backends import KERAS_BACKENDS
+
+    names = list(KERAS_BACKENDS) if text == "all" else [t for t in text.split(",") if t]
+    unknown = [n for n in names if n not in KERAS_BACKENDS]
+    if unknown or not names:
+        raise NnzooError(f"unknown Keras backend {', '.join(unknown) or text!r}; choose from "
+                         f"{', '.join(KERAS_BACKENDS)} or all")
+    return names
+
+
+def parity_matrix(args: argparse.Namespace, names: list[str], keras_backends: list[str]) -> int:
+    """One verdict column per Keras backend: Keras picks its backend once per process, so each
+    backend's check runs in a process of its own, one after the other (the largest models take
+    gigabytes each); the table prints at the end."""
+    import os
+    import subprocess
+
+    base = [sys.executable, "-m", "nnzoo", "parity", *names, "--json", "--device", args.device]
+    base += ["--numeric"] if args.numeric else []
+    base += ["--set", *args.set] if args.set else []
+    results: dict[str, dict[str, Any]] = {}
+    for kb in keras_backends:
+        print(f"checking {len(names)} models on Keras {kb}...", file=sys.stderr, flush=True)
+        env = {**os.environ, "KERAS_BACKEND": kb}
+        done = subprocess.run([*base, "--keras-backend", kb], env=env, text=True,
+                              capture_output=True)
+        try:
+            results[kb] = {r["name"]: r for r in json.loads(done.stdout)}
+        except json.JSONDecodeError:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise NnzooError(f"the check on Keras {kb} failed to run: {last}") from None
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        head = f"{'model':<20} {'family':<11} {'trainable':>12} {'state':>9} {'output':<18}"
+        head += "".join(f" {'keras/' + kb:>16}" for kb in keras_backends)
+        print(head)
+        print("-" * len(head))
+        for name in names:
+            first = results[keras_backends[0]][name]
+            c = first["counts"].get("torch", {})
+            line = (f"{name:<20} {first['family']:<11} {c.get('trainable', 0):>12,} "
+                    f"{c.get('non_trainable', 0):>9,} {str(tuple(first['expected_shape'])):<18}")
+            for kb in keras_backends:
+                r = results[kb][name]
+                f64 = [a["max_rel"] for a in r["agreement"] if a["dtype"] == "float64"]
+                verdict = ("OK" if r["ok"] else "FAIL") + (f" {max(f64):.0e}" if f64 else "")
+                line += f" {verdict:>16}"
+            print(line, flush=True)
+        for kb in keras_backends:
+            for r in results[kb].values():
+                if not r["ok"]:
+                    print(f"keras/{kb} {r['name']}: {'; '.join(r['problems'])}")
+    ok = all(r["ok"] for res in results.values() for r in res.values())
+    total = len(names) * len(keras_backends)
+    good = sum(r["ok"] for res in results.values() for r in res.values())
+    print(f"\n{good}/{total} model x Keras-backend checks OK")
+    return 0 if ok else 1
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     """Load IN (either framework's format) into a `--to` build and save it in that framework's."""
     import nnzoo
@@ -117,6 +187,27 @@ def cmd_convert(args: argparse.Namespace) -> int:
     out = save_weights(model, args.out)
     print(f"{args.name}: {args.weights} -> {out} ({args.to})")
     return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Build NAME (with --weights), export it as --format, and check the artifact against it."""
+    import nnzoo
+    from nnzoo.backends import keras_backend
+    from nnzoo.exporting import formats
+    from nnzoo.registry import resolve
+
+    spec = resolve(args.name, **parse_overrides(args.overrides))
+    writer = formats.writer_of(args.backend, keras_backend() if args.backend == "keras" else None)
+    formats.check_format(args.format, writer, spec, args.out, f"{args.name} from {writer}")
+    model = nnzoo.build(spec, args.backend, seed=0, weights=args.weights)
+    from nnzoo.exporting import export
+
+    result = export(model, args.format, args.out, check=not args.no_check, name=args.name)
+    print(result)
+    if result.checked:
+        print(f"max |artifact - native| = {result.max_abs:.3e} over {len(result.checks)} inputs "
+              f"(float32 parity bound: {'met' if result.ok else 'EXCEEDED'})")
+    return 0 if result.ok else 1
 
 
 def _bench_runner() -> Any:
@@ -243,14 +334,37 @@ def make_parser() -> argparse.ArgumentParser:
                    help="with --train: sgd (momentum 0.9, lr 0.01), adam (lr 1e-3) or adamw "
                    "(lr 1e-3, weight decay 0.01)")
     p.add_argument("--plot", metavar="FILE", help="with --train: the loss curves as a PNG")
+
+
+    p.add_argument("--keras-backend", choices=("tensorflow", "jax", "torch"),
+                   help="run the Keras builds on this Keras backend (default: KERAS_BACKEND, "
+                   "else Keras's config, else tensorflow)")
+    p.add_argument("--keras-backends", metavar="all|NAME,NAME",
+                   help="one verdict column per Keras backend, each checked in its own process")
     p.set_defaults(func=cmd_parity)
 
     p = sub.add_parser("convert", help="load a weights file into one backend and save it there")
     model_arguments(p)
-    p.add_argument("--weights", required=True, help="a .pt/.pth/.bin state dict or a .weights.h5")
+    p.add_argument("--weights", required=True,
+                   help="a .pt/.pth/.bin state dict, a .safetensors file or a .weights.h5")
     p.add_argument("--to", required=True, choices=("torch", "keras"))
-    p.add_argument("--out", required=True, help="OUT.pt for --to torch, OUT.weights.h5 for keras")
+    p.add_argument("--out", required=True, help="OUT.pt for --to torch, OUT.weights.h5 for keras, "
+                   "OUT.safetensors for either (canonical keys and layouts)")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("export", help="write ONNX, pt2, SavedModel, LiteRT, safetensors or .keras, "
+                       "and check it against the native build")
+    model_arguments(p)
+    p.add_argument("--backend", required=True, choices=("torch", "keras"),
+                   help="the build to export (keras: the active Keras backend)")
+    p.add_argument("--format", required=True,
+                   choices=("onnx", "pt2", "saved-model", "litert", "safetensors", "keras"))
+    p.add_argument("--out", required=True, help="the file (a directory for saved-model)")
+    p.add_argument("--weights", help="load these weights first (.pt/.pth/.bin, .safetensors, "
+                   ".weights.h5); default: a fresh build with seed 0")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip reloading the artifact in its runtime and comparing outputs")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bench", help="speed and memory of both backends next to references "
                        "(from a source checkout; writes benchmarks/results/)")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nnzoo import backends
+from nnzoo import backends, safetensors_io
 from nnzoo.errors import WeightTransferError
 from nnzoo.links import keras_links
 from nnzoo.runtime import to_numpy
@@ -113,15 +113,18 @@ def convert(model: Any, to: str, *, seed: int | None = None) -> Any:
 #: PyTorch state-dict files (torchvision's format; nnzoo's own format for every model).
 TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 KERAS_SUFFIX = ".weights.h5"
+#: canonical weights (PyTorch keys and layouts) in safetensors, for either backend
+SAFETENSORS_SUFFIX = safetensors_io.SUFFIX
 
 
 def check_weights_path(path: str | os.PathLike[str]) -> Path:
     """Refuse a missing file or an unknown format before any model is built."""
     p = Path(path)
-    if not (p.name.endswith(KERAS_SUFFIX) or p.suffix in TORCH_SUFFIXES):
+    if not (p.name.endswith(KERAS_SUFFIX) or p.suffix in (*TORCH_SUFFIXES, SAFETENSORS_SUFFIX)):
         raise WeightTransferError(
             f"cannot tell the format of {str(p)!r}: use a PyTorch state dict "
-            f"({', '.join(TORCH_SUFFIXES)}) or a Keras weights file ({KERAS_SUFFIX})"
+            f"({', '.join(TORCH_SUFFIXES)}), a safetensors file ({SAFETENSORS_SUFFIX}) or a "
+            f"Keras weights file ({KERAS_SUFFIX})"
         )
     if not p.is_file():
         raise WeightTransferError(f"weights file {str(p)!r} does not exist")
@@ -151,6 +154,9 @@ def load_weights(model: Any, path: str | os.PathLike[str]) -> None:
     if p.suffix in TORCH_SUFFIXES:
         load_state_dict(model, read_torch_file(p))
         return
+    if p.suffix == SAFETENSORS_SUFFIX:  # canonical (or torchvision) keys, read with numpy
+        load_state_dict(model, safetensors_io.read(p))
+        return
     # Keras loads into a throwaway twin: on a mismatched file it may skip layers with only a
     # warning, keeping fresh weights there. Such warnings are errors here, and the model itself
     # receives the weights only once all of them have loaded.
@@ -169,16 +175,22 @@ def load_weights(model: Any, path: str | os.PathLike[str]) -> None:
 
 
 def save_weights(model: Any, path: str | os.PathLike[str]) -> Path:
-    """Save in the model's own framework: a state dict (.pt) for torch, `.weights.h5` for Keras."""
+    """Save in the model's own framework -- a state dict (.pt) for torch, `.weights.h5` for Keras --
+    or, from either, the canonical state dict as `.safetensors` (the spec in its metadata)."""
     p = Path(path)
+    if p.suffix == SAFETENSORS_SUFFIX:
+        meta = safetensors_io.spec_metadata(backends.spec_of(model).to_dict())
+        return safetensors_io.write(state_dict(model), p, meta)
     if backends.backend_of(model) == "torch":
         import torch
 
         if p.suffix not in TORCH_SUFFIXES:
-            raise WeightTransferError(f"save a PyTorch model's weights as {'/'.join(TORCH_SUFFIXES)}")
+            raise WeightTransferError(f"save a PyTorch model's weights as "
+                                      f"{'/'.join((*TORCH_SUFFIXES, SAFETENSORS_SUFFIX))}")
         torch.save(model.state_dict(), p)
     else:
         if not p.name.endswith(KERAS_SUFFIX):
-            raise WeightTransferError(f"save a Keras model's weights as *{KERAS_SUFFIX}")
+            raise WeightTransferError(f"save a Keras model's weights as *{KERAS_SUFFIX} or "
+                                      f"*{SAFETENSORS_SUFFIX}")
         model.save_weights(str(p))
     return p

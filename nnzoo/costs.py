@@ -6,7 +6,9 @@ ViT-H/14 costs nothing), run once with forward hooks, and each layer's call is p
 formula for its type. Multiply-adds count as 2 FLOPs; only the multiply-accumulate work is
 counted (convolutions, linear layers, attention's score and value products, recurrent gate
 matrix products), as `torch.utils.flop_counter` does: norms, activations, pooling and residual
-additions are not. Two places where counters commonly go wrong are counted explicitly:
+additions are not. Every layer type is either priced by a formula (`FORMULAS`) or listed as
+doing no multiply-accumulate work (`NO_MACS`); any other is refused with `UnknownLayerError`
+naming it, never counted as 0. Two places where counters commonly go wrong are counted explicitly:
 
 - attention: q @ k^T and softmax(..) @ v are 2 * batch * heads * q_len * k_len * head_dim
   each. PyTorch's fused attention kernels hide them from `FlopCounterMode` (it sees only the
@@ -21,9 +23,11 @@ every layer call, the tensors a training step keeps for the backward pass) for a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from nnzoo.errors import UnknownLayerError
 from nnzoo.registry import resolve
 from nnzoo.specs.base import Spec
 from nnzoo.tracing import Call, ordered, trace, units
@@ -31,28 +35,49 @@ from nnzoo.tracing import Call, ordered, trace, units
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
 
-GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+def _conv(m: Any, call: Call) -> tuple[int, int]:
+    """Each output element: in_channels / groups * kernel-area MACs."""
+    per_out = m.in_channels // m.groups * math.prod(m.kernel_size)
+    return 2 * math.prod(call.outputs[0]) * per_out, 0
+
+
+def _conv_transpose(m: Any, call: Call) -> tuple[int, int]:
+    """Each input element: out_channels / groups * kernel-area MACs."""
+    per_in = m.out_channels // m.groups * math.prod(m.kernel_size)
+    return 2 * math.prod(call.inputs[0]) * per_in, 0
+
+
+def _linear(m: Any, call: Call) -> tuple[int, int]:
+    rows = math.prod(call.inputs[0]) // m.in_features
+    return 2 * rows * m.in_features * m.out_features, 0
+
+
+#: Layer types that do no multiply-accumulate work: 0 FLOPs by this counter's convention
+#: (activations, normalization, pooling, dropout, reshaping, an embedding's lookup, resizing).
+NO_MACS = frozenset({
+    "ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "Hardswish", "Hardsigmoid",
+    "Softmax",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm",
+    "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
+    "Dropout", "Dropout1d", "Dropout2d",
+    "Flatten", "Unflatten", "Identity", "Embedding", "Upsample",
+})
 
 
 def call_flops(call: Call) -> tuple[int, int]:
-    """(FLOPs, of which attention score/value products) of one call at the traced batch."""
+    """(FLOPs, of which attention score/value products) of one call at the traced batch.
+
+    Raises `UnknownLayerError` for a layer type with no formula and not in `NO_MACS`: a count
+    that silently left a layer out would be wrong without saying so.
+    """
     m, kind = call.module, type(call.module).__name__
-    if not call.inputs:
+    if kind in NO_MACS:
         return 0, 0
-    if kind in ("Conv1d", "Conv2d", "Conv3d") and call.outputs:
-        per_out = m.in_channels // m.groups * math.prod(m.kernel_size)
-        return 2 * math.prod(call.outputs[0]) * per_out, 0
-    if kind in ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"):
-        per_in = m.out_channels // m.groups * math.prod(m.kernel_size)
-        return 2 * math.prod(call.inputs[0]) * per_in, 0
-    if kind in ("Linear", "NonDynamicallyQuantizableLinear"):
-        rows = math.prod(call.inputs[0]) // m.in_features
-        return 2 * rows * m.in_features * m.out_features, 0
-    if kind == "MultiheadAttention":
-        return _attention(m, call)
-    if kind in GATES:
-        return _recurrent(m, call, GATES[kind]), 0
-    return 0, 0
+    formula = FORMULAS.get(kind)
+    if formula is None:
+        raise UnknownLayerError(f"the FLOPs counter has no formula for {kind} ({call.path})")
+    return formula(m, call) if call.inputs and call.outputs else (0, 0)
 
 
 def _attention(m: Any, call: Call) -> tuple[int, int]:
@@ -76,6 +101,27 @@ def _recurrent(m: Any, call: Call, gates: int) -> int:
         width = m.input_size if layer == 0 else h * dirs
         total += dirs * 2 * gates * h * (width + h) * steps
     return total
+
+
+Formula = Callable[[Any, Call], tuple[int, int]]
+
+
+def _rnn(gates: int) -> Formula:
+    return lambda m, call: (_recurrent(m, call, gates), 0)
+
+
+#: One formula per layer type that multiplies: (module, call) -> (FLOPs, attention part).
+FORMULAS: dict[str, Formula] = {
+    **dict.fromkeys(("Conv1d", "Conv2d", "Conv3d"), _conv),
+    **dict.fromkeys(("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"), _conv_transpose),
+    **dict.fromkeys(("Linear", "NonDynamicallyQuantizableLinear"), _linear),
+    "MultiheadAttention": _attention,
+    "LSTM": _rnn(4), "GRU": _rnn(3), "RNN": _rnn(1),
+}
+
+
+#: Every layer type the counter prices (possibly at 0).
+KNOWN = NO_MACS | set(FORMULAS)
 
 
 # ---- the cost table --------------------------------------------------------------------------
@@ -163,7 +209,14 @@ def flops(name_or_spec: str | Spec | dict[str, Any], *, batch: int = 1, dtype: s
     by_path: dict[str, list[Call]] = {}
     for c in tr.calls:
         by_path.setdefault(c.path, []).append(c)
-    for u in ordered(units(tr.model), tr):
+    layers = ordered(units(tr.model), tr)
+    unknown = sorted({f"{u.path} ({type(u.module).__name__})" for u in layers
+                      if u.module is not None and type(u.module).__name__ not in KNOWN})
+    if unknown:
+        raise UnknownLayerError("the FLOPs counter has no formula for these layer types (add "
+                                "one to nnzoo/costs.py FORMULAS, or to NO_MACS if they do no "
+                                "multiply-accumulate work):", unknown)
+    for u in layers:
         calls = by_path.get(u.path, [])
         priced = [call_flops(c) for c in calls]
         out = calls[0].outputs[0] if calls and calls[0].outputs else None

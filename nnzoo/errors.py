@@ -7,7 +7,7 @@ milliseconds, not a TensorFlow start-up.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 
 class NnzooError(Exception):
@@ -25,14 +25,42 @@ def _did_you_mean(word: str, options: Iterable[str]) -> str:
 
 
 class UnknownModelError(NnzooError, LookupError):
-    """A model name that is not in the registry."""
+    """A model name that is not in the registry.
 
-    def __init__(self, name: str, known: Iterable[str]) -> None:
+    `families` (family -> its model names) turns a family name (`mlp`), or a near miss of one
+    closer than any model name (`mpl`), into that family's models as the suggestions.
+    """
+
+    def __init__(self, name: str, known: Iterable[str],
+                 families: Mapping[str, Sequence[str]] | None = None) -> None:
         self.name = name
         known = sorted(known)
-        self.suggestions = close_matches(name, known)
-        hint = _did_you_mean(name, known) or f"; see nnzoo.list_models() ({len(known)} models)"
-        super().__init__(f"unknown model {name!r}{hint}")
+        families = dict(families or {})
+        self.family = name if name in families else _closer_family(name, known, families)
+        if self.family is not None:
+            self.suggestions = list(families[self.family])
+            choose = f"choose one of {', '.join(self.suggestions)}"
+            if self.family == name:
+                message = f"{name!r} is a family, not a model: {choose}"
+            else:
+                message = f"unknown model {name!r}; did you mean the family {self.family!r}? {choose}"
+        else:
+            self.suggestions = close_matches(name, known)
+            hint = _did_you_mean(name, known) or f"; see nnzoo.list_models() ({len(known)} models)"
+            message = f"unknown model {name!r}{hint}"
+        super().__init__(message)
+
+
+def _closer_family(name: str, known: list[str], families: Mapping[str, Sequence[str]]) -> str | None:
+    """The family `name` is a near miss of, if it is nearer than every model name."""
+    def score(option: str) -> float:
+        return difflib.SequenceMatcher(None, name, option).ratio()
+
+    family = next(iter(close_matches(name, families, n=1)), None)
+    if family is None:
+        return None
+    best_model = max((score(m) for m in close_matches(name, known, n=1)), default=0.0)
+    return family if score(family) > best_model else None
 
 
 class SpecError(NnzooError, ValueError):
@@ -112,6 +140,40 @@ class WeightTransferError(NnzooError, ValueError):
         self.problems = list(problems)
         lines = [summary, *(f"  - {p}" for p in self.problems)]
         super().__init__("\n".join(lines))
+
+
+class UnknownLayerError(NnzooError, TypeError):
+    """A layer type a tool has no rule for (the FLOPs counter's formulas): named, never silently
+    counted as nothing."""
+
+    def __init__(self, summary: str, problems: Iterable[str] = ()) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join([summary, *(f"  - {p}" for p in self.problems)]))
+
+
+class ExportFormatError(NnzooError, ValueError):
+    """An export format that this model's backend (or family) cannot write: says why, and names
+    the formats it can write."""
+
+    def __init__(self, fmt: object, where: str, reason: str, can: Iterable[str]) -> None:
+        self.format, self.where, self.reason, self.can = fmt, where, reason, list(can)
+        super().__init__(f"cannot export {where} as {fmt!r}: {reason}; it can be written as: "
+                         f"{', '.join(self.can) or 'nothing'}")
+
+
+class ExportDependencyError(BackendNotInstalledError):
+    """An exporter or runtime package that is missing (a `BackendNotInstalledError`)."""
+
+    def __init__(self, fmt: str, missing: str, extra: str = "export") -> None:
+        self.backend, self.missing, self.format = fmt, missing, fmt
+        NnzooError.__init__(
+            self, f"the {fmt!r} format needs the {missing!r} package, which is not installed; "
+                  f'install it with: pip install "nnzoo[{extra}]"')
+
+
+class ExportCheckError(NnzooError, AssertionError):
+    """An exported artifact whose outputs, run in its own runtime, disagree with the native
+    model's beyond the float32 parity bound (the artifact is left on disk for inspection)."""
 
 
 class LabelError(InputError):

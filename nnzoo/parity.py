@@ -185,6 +185,8 @@ class Agreement:
     scale: float
     dtype: str = "float64"
     noise: float = 0.0  # float32 only: max |y_float32 - y_float64| of the PyTorch build
+    #: every weight arrived bit for bit: the destination's canonical state dict equals the source's
+    weights_exact: bool = True
 
     @property
     def bound(self) -> float:
@@ -277,14 +279,16 @@ def layer_report(torch_model: Any, keras_model: Any, x: np.ndarray) -> list[Laye
     return rows
 
 
-def exercise_state(model: Any, seed: int, x: np.ndarray | None = None) -> None:
+def exercise_state(model: Any, seed: int, x: np.ndarray | None = None, *,
+                   twin: Any = None) -> None:
     """Give batch-norm statistics realistic, non-trivial values (in place, either backend).
 
     Fresh builds hold mean 0 and variance 1, which hide wrong epsilons and swapped statistics;
     purely random statistics are no better, since they swamp the signal of a deep network and
     make its output nearly independent of the input. So the statistics are first measured on
     `x` (one training-mode pass of a PyTorch twin, cumulative averaging) and then perturbed:
-    variance x U(0.5, 2), mean + N(0, 0.2) standard deviations.
+    variance x U(0.5, 2), mean + N(0, 0.2) standard deviations. `twin` is a PyTorch build of the
+    same spec to measure with (its weights are overwritten); without one, one is built.
     """
     import torch
 
@@ -294,16 +298,26 @@ def exercise_state(model: Any, seed: int, x: np.ndarray | None = None) -> None:
     weights = state_dict(model)
     if not any(k.endswith("running_var") for k in weights):
         return
-    twin = backends.build_native(spec, "torch")
-    load_state_dict(twin, weights)
+    if twin is None:
+        twin = backends.build_native(spec, "torch", dtype=str(next(iter(weights.values())).dtype))
+    if twin is not model:
+        load_state_dict(twin, weights)
     norms = [m for m in twin.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average: after one batch, exactly its statistics
     x = spec.example_input(4, seed) if x is None else x
+    if x.dtype.kind == "f":
+        x = x.astype(next(twin.parameters()).dtype.__str__().replace("torch.", ""))
     twin.train()
-    with torch.no_grad():
-        twin(torch.from_numpy(x))
+    try:
+        with torch.no_grad():
+            twin(torch.from_numpy(x))
+    finally:
+        twin.eval()
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
     rng = np.random.default_rng(seed)
     weights = state_dict(twin)
     for key, value in weights.items():
@@ -326,35 +340,45 @@ def numeric_parity(spec: Spec, *, device: str = "cpu", batch: int = 2, seed: int
                                dtype=dtype)
 
 
+def _same_weights(a: Any, b: Any) -> bool:
+    """Both models' canonical state dicts are equal bit for bit (a transfer's round trip)."""
+    from nnzoo.conversion import state_dict
+
+    sa, sb = state_dict(a), state_dict(b)
+    return sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) for k in sa)
+
+
 def _numeric_parity(spec: Spec, *, device: str, batch: int, seed: int, layers: bool, dtype: str,
                     ) -> tuple[list[Agreement], list[LayerDiff]]:
-    """Transfer weights both ways and compare outputs in inference mode on the same input.
-
-    `dtype` is the arithmetic of both builds: float64 (the verdict) leaves only real differences
-    between the networks; float32 adds each framework's own rounding (kernel choice and
-    summation order), which grows with depth.
-    """
-    from nnzoo.conversion import transfer_weights
+    # One build per framework serves both directions: the Keras build's own initial weights are
+    # kept aside (canonical form) before PyTorch's overwrite them, then come back for the
+    # Keras -> PyTorch direction. Builds dominate the cost of the large models.
+    from nnzoo.conversion import load_state_dict, state_dict, transfer_weights
 
     x = spec.example_input(batch, seed)
     if x.dtype.kind == "f":
         x = x.astype(dtype)
     torch_model = backends.build_native(spec, "torch", seed=seed, dtype=dtype)
     keras_model = backends.build_native(spec, "keras", seed=seed + 1, dtype=dtype)
-    exercise_state(torch_model, seed)
+    keras_own = state_dict(keras_model)
+    exercise_state(torch_model, seed, twin=torch_model)
     transfer_weights(torch_model, keras_model)
+    exact_there = _same_weights(torch_model, keras_model)
     y_torch = run(torch_model, x, device=device)
     noise = rounding_noise(torch_model, x, y_torch, device=device) if dtype == "float32" else 0.0
     results = [compare(y_torch, run(keras_model, x, device=device), "torch->keras", dtype, noise)]
+    results[0].weights_exact = exact_there
     rows = layer_report(torch_model, keras_model, x) if layers else []
-    del torch_model, keras_model
-    gc.collect()  # Keras models hold reference cycles: free the pair before building the next
-    keras_back = backends.build_native(spec, "keras", seed=seed + 2, dtype=dtype)
-    torch_back = backends.build_native(spec, "torch", seed=seed + 3, dtype=dtype)
-    exercise_state(keras_back, seed + 1)
-    transfer_weights(keras_back, torch_back)
-    y_keras = run(keras_back, x, device=device)
-    y_back = run(torch_back, x, device=device)
-    noise = rounding_noise(torch_back, x, y_back, device=device) if dtype == "float32" else 0.0
+    load_state_dict(keras_model, keras_own)
+    del keras_own
+    exercise_state(keras_model, seed + 1, twin=torch_model)
+    transfer_weights(keras_model, torch_model)
+    exact_back = _same_weights(keras_model, torch_model)
+    y_keras = run(keras_model, x, device=device)
+    y_back = run(torch_model, x, device=device)
+    noise = rounding_noise(torch_model, x, y_back, device=device) if dtype == "float32" else 0.0
     results.append(compare(y_keras, y_back, "keras->torch", dtype, noise))
+    results[1].weights_exact = exact_back
+    del torch_model, keras_model
+    gc.collect()  # Keras models hold reference cycles: free the pair before the next check
     return results, rows

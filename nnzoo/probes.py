@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from nnzoo.runtime import to_numpy
+
 # Each probe(settled) returns an effect size: settled=False leaves the choice to the frameworks'
 # defaults (or makes the common mistake), settled=True uses nnzoo's own layers and settings.
 PT = SimpleNamespace(bn_eps=1e-5, bn_momentum=0.1, ln_eps=1e-5)  # PyTorch's values, as specs hold them
@@ -41,7 +43,7 @@ def _randn(*shape: int, seed: int = 0, scale: float = 1.0) -> np.ndarray:
 
 
 def _diff(a: Any, b: Any) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    a, b = to_numpy(a).astype(np.float64), to_numpy(b).astype(np.float64)
     return float(np.max(np.abs(a - b)))
 
 
@@ -50,7 +52,7 @@ def _nhwc(x: np.ndarray) -> np.ndarray:
 
 
 def _nchw(y: Any) -> np.ndarray:
-    return np.asarray(y).transpose(0, 3, 1, 2)
+    return to_numpy(y).transpose(0, 3, 1, 2)
 
 
 def _keras_fn(build: Callable[[Any], Any], shape: tuple[int, ...]) -> Any:
@@ -98,8 +100,8 @@ def _bn_step(keras_bn: Any, x: np.ndarray) -> float:
         tb(torch.from_numpy(x))
     keras_bn.build(_nhwc(x).shape if image else x.shape)
     keras_bn(_nhwc(x) if image else x, training=True)
-    return max(_diff(tb.running_mean.numpy(), keras_bn.moving_mean.numpy()),
-               _diff(tb.running_var.numpy(), keras_bn.moving_variance.numpy()))
+    return max(_diff(tb.running_mean, keras_bn.moving_mean),
+               _diff(tb.running_var, keras_bn.moving_variance))
 
 
 def probe_bn_momentum(settled: bool) -> float:
@@ -145,11 +147,11 @@ def _pool_probe(kind: str, settled: bool) -> float:
 
     x = _randn(1, 4, 32, 32)
     if settled:
-        model = _keras_fn(lambda i: pool2d(i, kind, 3, 2, 1, name="p"), (32, 32, 4))
+        model = _keras_fn(lambda i: pool2d(i, kind, 3, 2, padding=1, name="p"), (32, 32, 4))
     else:
         cls = keras.layers.MaxPooling2D if kind == "max" else keras.layers.AveragePooling2D
         model = _keras_fn(cls(3, strides=2, padding="same"), (32, 32, 4))
-    return _diff(_torch_run(tpool(kind, 3, 2, 1), x), _nchw(model(_nhwc(x))))
+    return _diff(_torch_run(tpool(kind, 3, 2, padding=1), x), _nchw(model(_nhwc(x))))
 
 
 def probe_pool_padding(settled: bool) -> float:
@@ -296,7 +298,7 @@ def probe_data_layout(settled: bool) -> float:
     kc.build((None, 8, 8, 8))
     kc.kernel.assign(w.transpose(2, 3, 1, 0))
     fed = to_keras(x, "image") if settled else x
-    return _diff(_torch_run(tc, x), from_keras(np.asarray(kc(fed)), "image"))
+    return _diff(_torch_run(tc, x), from_keras(to_numpy(kc(fed)), "image"))
 
 
 def probe_flatten_order(settled: bool) -> float:

@@ -66,10 +66,12 @@ def list_models(pattern: str | None = None, *, family: str | None = None) -> lis
 
 
 def entry(name: str) -> Entry:
+    """The registered model `name`; a family name is not a model (its variants are suggested)."""
     try:
         return _table()[name]
     except KeyError:
-        raise UnknownModelError(name, _table()) from None
+        families = {f: list_models(family=f) for f in FAMILIES}
+        raise UnknownModelError(name, _table(), families) from None
 
 
 def get_spec(name: str, **overrides: Any) -> Spec:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import os
-import sys
 import types
 
 import pytest
@@ -40,13 +40,15 @@ def tv_models() -> types.ModuleType:
     do not register against the CPU build, and importing them fails. The model definitions are
     pure Python and need none of them, so the meta-registration module is stubbed out first.
     """
-    sys.modules.setdefault(
-        "torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations")
-    )
-    tv = pytest.importorskip("torchvision", reason="torchvision (the reference) is not installed")
-    return tv.models
+    from nnzoo.references import torchvision_models
+
+    try:
+        return torchvision_models()
+    except ImportError:
+        pytest.skip("torchvision (the reference) is not installed")
 
 
+@functools.cache
 def meta_count(name: str) -> int:
     """A model's total parameter count, from a free build on PyTorch's meta device."""
     import torch

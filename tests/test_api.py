@@ -106,9 +106,9 @@ def test_unknown_backend() -> None:
 
 def test_missing_backend_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
-    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "tensorflow" else real(name, *a))
+                        lambda name, *a: None if name == "keras" else real(name, *a))
     with pytest.raises(BackendNotInstalledError, match=r'pip install "nnzoo\[keras\]"'):
         nnzoo.build("mlp_small", backend="keras")
 
@@ -189,3 +189,17 @@ def test_gpu_status_is_reported_with_a_reason() -> None:
 def test_backend_of_refuses_foreign_objects() -> None:
     with pytest.raises(TypeError):
         backends.backend_of(3)
+
+
+@pytest.mark.parametrize(("name", "family"), [("mlp", "mlp"), ("cnn", "cnn"), ("vit", "vit"),
+                                              ("mpl", "mlp"), ("resnt", "resnet")])
+def test_a_family_name_or_a_near_miss_suggests_the_family_models(name: str, family: str) -> None:
+    variants = nnzoo.list_models(family=family)
+    for call in (nnzoo.build, nnzoo.get_spec):  # a family name is never silently a variant
+        with pytest.raises(UnknownModelError) as info:
+            call(name)
+        assert info.value.suggestions == variants and info.value.family == family
+        assert f"choose one of {', '.join(variants)}" in str(info.value)
+    exact = f"{name!r} is a family, not a model" in str(info.value)
+    assert exact == (name == family), str(info.value)
+    assert nnzoo.get_spec("unet").family == "unet"  # a model named like its family is the model

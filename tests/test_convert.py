@@ -15,6 +15,7 @@ from nnzoo.parity import compare, exercise_state, run
 MODELS = ["mlp_784", "cnn_separable", "cnn_small_gap"]
 
 
+@pytest.mark.keras
 @pytest.mark.parametrize("name", MODELS)
 def test_round_trip_torch_keras_torch_is_bit_exact(name: str) -> None:
     torch_model = nnzoo.build(name, "torch", seed=1)
@@ -25,6 +26,7 @@ def test_round_trip_torch_keras_torch_is_bit_exact(name: str) -> None:
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.keras
 def test_convert_gives_equal_outputs() -> None:
     torch_model = nnzoo.build("cnn_small", "torch", seed=3)
     keras_model = nnzoo.convert(torch_model, "keras")
@@ -56,6 +58,7 @@ def test_mismatch_lists_every_offending_name_and_writes_nothing() -> None:
     assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.keras
 @pytest.mark.parametrize("source", ["torch", "keras"])
 @pytest.mark.parametrize("target", ["torch", "keras"])
 def test_checkpoint_files_load_into_either_backend(tmp_path: Path, source: str, target: str) -> None:
@@ -96,6 +99,7 @@ def test_bad_checkpoints_get_clear_errors(tmp_path: Path) -> None:
         nnzoo.build("mlp_small", "torch", weights=h5)
 
 
+@pytest.mark.keras
 @pytest.mark.parametrize("name", ["mlp_784", "cnn_small", "cnn_small_gap"])
 def test_one_training_step_moves_batch_norm_statistics_equally(name: str) -> None:
     """PyTorch momentum 0.1 == Keras momentum 0.9, and both use the unbiased variance."""

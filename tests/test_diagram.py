@@ -3,12 +3,12 @@ SVG/PNG need Graphviz's `dot` (skipped without it) and say so clearly when it is
 
 from __future__ import annotations
 
-import functools
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+from helpers import smallest
 
 import nnzoo
 from nnzoo.cli import main
@@ -18,11 +18,6 @@ from nnzoo.specs import FAMILIES
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's `dot` program is "
                                "not installed (apt-get install graphviz)")
-
-
-@functools.cache
-def smallest(family: str) -> str:
-    return min(nnzoo.list_models(family=family), key=lambda n: nnzoo.flops(n).params)
 
 
 @pytest.mark.parametrize("family", [f for f in FAMILIES if nnzoo.list_models(family=f)])

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
+from helpers import smallest
 
 import nnzoo
 from nnzoo.cli import main
 from nnzoo.explain import describe_keras, describe_torch, explain
 from nnzoo.specs import FAMILIES
-
-
-@functools.cache
-def smallest(family: str) -> str:
-    """The family's variant with the fewest parameters (counted on the meta device)."""
-    return min(nnzoo.list_models(family=family), key=lambda n: nnzoo.flops(n).params)
 
 
 @pytest.mark.parametrize("family", [f for f in FAMILIES if nnzoo.list_models(family=f)])

@@ -150,3 +150,36 @@ def test_import_nnzoo_flops_imports_no_framework() -> None:
             "nnzoo.report; print('torch' in sys.modules, 'tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_layer_type_without_a_formula_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A layer the counter has no formula for is an error naming it, never 0 FLOPs; layers that
+    do no multiply-accumulate work are listed (NO_MACS) and priced at 0."""
+    from torch import nn
+
+    import nnzoo.torch_impl.mlp as torch_mlp
+    from nnzoo.costs import call_flops
+    from nnzoo.errors import UnknownLayerError
+    from nnzoo.tracing import Call
+
+    class Scale(nn.Module):  # a toy layer type: it holds a weight and multiplies by it
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(width))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * self.weight
+
+    real = torch_mlp.build
+
+    def with_toy(spec: object) -> nn.Module:
+        model = real(spec)
+        model.head = Scale(spec.features)
+        return model
+
+    monkeypatch.setattr(torch_mlp, "build", with_toy)
+    with pytest.raises(UnknownLayerError, match=r"no formula[\s\S]*head \(Scale\)"):
+        flops("mlp_small")
+    assert call_flops(Call("act", nn.ReLU(), [(1, 4)], [(1, 4)])) == (0, 0)
+    with pytest.raises(UnknownLayerError, match=r"Scale \(toy\)"):
+        call_flops(Call("toy", Scale(4), [(1, 4)], [(1, 4)]))

@@ -6,38 +6,18 @@ import itertools
 
 import numpy as np
 import pytest
+from helpers import BACKENDS, padded, sequences
 
 import nnzoo
 from nnzoo.conversion import transfer_weights
-from nnzoo.runtime import count_params, run
+from nnzoo.runtime import run
 from nnzoo.specs.recurrent import RecurrentSpec
 
-BACKENDS = ("torch", "keras")
 TINY = dict(input="tokens", vocab_size=20, embed_dim=6, padding_idx=3, hidden_size=8,
             num_layers=2, dropout=0.2, num_classes=4)
 
 
-def padded(sequences: list[np.ndarray], pad: int) -> np.ndarray:
-    """Right-pad 1-D id arrays to one (batch, time) int64 array."""
-    out = np.full((len(sequences), max(map(len, sequences))), pad, dtype=np.int64)
-    for i, s in enumerate(sequences):
-        out[i, : len(s)] = s
-    return out
-
-
-def sequences(spec: RecurrentSpec, lengths: tuple[int, ...], seed: int = 0) -> list[np.ndarray]:
-    x = spec.replace(seq_len=max(lengths)).example_input(len(lengths), seed)
-    return [row[:n] for row, n in zip(x, lengths)]
-
-
 # ---- the seeds ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, count", [("lstm", 251_146), ("bilstm", 633_354)])
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_seed_counts(name: str, count: int, backend: str) -> None:
-    c = count_params(nnzoo.build(name, backend))
-    assert (c.trainable, c.non_trainable) == (count, 0)
-
-
 @pytest.mark.parametrize("name, summary", [("lstm", "final"), ("bilstm", "final"), ("bilstm", "last")])
 def test_seed_models_load_and_agree(name: str, summary: str) -> None:
     """The seeds' modules (nn.LSTM + fc) load our state dict and compute the same numbers.
@@ -52,7 +32,7 @@ def test_seed_models_load_and_agree(name: str, summary: str) -> None:
     spec = model.spec
     lstm = nn.LSTM(spec.input_size, spec.hidden_size, spec.num_layers, batch_first=True,
                    dropout=spec.dropout, bidirectional=spec.bidirectional)
-    fc = nn.Linear(spec.summary_size, spec.num_classes)
+    fc = nn.Linear(spec.pooled_width, spec.num_classes)
     state = model.state_dict()
     lstm.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("lstm.")}, strict=True)
     fc.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")}, strict=True)
@@ -83,6 +63,7 @@ def test_padding_invariance(backend: str, config: dict) -> None:
         np.testing.assert_allclose(together[i], alone[0], atol=1e-5, err_msg=f"sequence {i}")
 
 
+@pytest.mark.keras
 @pytest.mark.parametrize("config", CONFIGS[3:9], ids=lambda c: "-".join(map(str, c.values())))
 def test_padded_batch_agrees_across_backends(config: dict) -> None:
     """After a transfer either way, both backends read the same padded batch identically."""
@@ -104,30 +85,6 @@ def test_batch_independence(backend: str, overrides: dict) -> None:
     others = spec.example_input(3, seed=1)
     others[0] = x[0]
     np.testing.assert_allclose(run(model, x)[0], run(model, others)[0], atol=1e-6)
-
-
-# ---- random small configurations ---------------------------------------------------------------
-def random_specs(n: int, seed: int = 0) -> list[RecurrentSpec]:
-    rng = np.random.default_rng(seed)
-    specs = []
-    for _ in range(n):
-        tokens = bool(rng.integers(2))
-        specs.append(RecurrentSpec(
-            cell=str(rng.choice(["lstm", "gru"])), input="tokens" if tokens else "features",
-            input_size=int(rng.integers(1, 7)), vocab_size=int(rng.integers(2, 30)),
-            embed_dim=int(rng.integers(1, 7)), hidden_size=int(rng.integers(1, 9)),
-            num_layers=int(rng.integers(1, 4)), bidirectional=bool(rng.integers(2)),
-            summary=str(rng.choice(["final", "last", "mean"])),
-            hidden_sizes=tuple(int(h) for h in rng.integers(1, 9, size=rng.integers(0, 3))),
-            num_classes=int(rng.integers(0, 5)), seq_len=int(rng.integers(1, 6)),
-        ))
-    return specs
-
-
-@pytest.mark.parametrize("spec", random_specs(6), ids=lambda s: f"{s.cell}-{s.input}")
-def test_random_configs_match(spec: RecurrentSpec) -> None:
-    report = nnzoo.check_parity(spec, numeric=True)
-    assert report.ok, str(report)
 
 
 # ---- validation ---------------------------------------------------------------------------------

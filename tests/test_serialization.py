@@ -19,6 +19,7 @@ from nnzoo.runtime import run
 FAMILY_MODELS = smallest_per_family()
 
 
+@pytest.mark.keras
 @pytest.mark.parametrize("name", FAMILY_MODELS)
 def test_keras_file_round_trip(name: str, tmp_path: Path) -> None:
     import keras
@@ -32,6 +33,7 @@ def test_keras_file_round_trip(name: str, tmp_path: Path) -> None:
     np.testing.assert_array_equal(run(model, x), run(loaded, x))
 
 
+@pytest.mark.keras
 def test_keras_file_loads_in_a_fresh_process(tmp_path: Path) -> None:
     """Only `import nnzoo.keras_impl` (which registers the classes) is needed, no custom_objects."""
     model = nnzoo.build("cnn_small_gap", "keras", seed=0)
@@ -50,6 +52,7 @@ def test_keras_file_loads_in_a_fresh_process(tmp_path: Path) -> None:
     assert out.stdout.strip().endswith("True")
 
 
+@pytest.mark.keras
 @pytest.mark.parametrize("name", FAMILY_MODELS)
 def test_keras_config_round_trip(name: str) -> None:
     model = nnzoo.build(name, "keras", seed=0)

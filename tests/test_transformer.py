@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from helpers import BACKENDS, padded, sequences
 
 import nnzoo
 from nnzoo.conversion import transfer_weights
@@ -15,30 +16,11 @@ from nnzoo.specs.transformer import TransformerSpec
 # Keras warns when attention runs over a single key (a one-token sequence): expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis")
 
-BACKENDS = ("torch", "keras")
 TINY = dict(vocab_size=20, max_len=8, padding_idx=5, embed_dim=8, depth=2, num_heads=2,
             mlp_dim=12, dropout=0.1, attention_dropout=0.1, num_classes=3, seq_len=6)
 
 
-def padded(sequences: list[np.ndarray], pad: int) -> np.ndarray:
-    out = np.full((len(sequences), max(map(len, sequences))), pad, dtype=np.int64)
-    for i, s in enumerate(sequences):
-        out[i, : len(s)] = s
-    return out
-
-
-def sequences(spec: TransformerSpec, lengths: tuple[int, ...], seed: int = 0) -> list[np.ndarray]:
-    x = spec.replace(seq_len=max(lengths)).example_input(len(lengths), seed)
-    return [row[:n] for row, n in zip(x, lengths)]
-
-
 # ---- the seed ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_seed_count(backend: str) -> None:
-    c = count_params(nnzoo.build("transformer_seed", backend))
-    assert (c.trainable, c.non_trainable) == (1_839_882, 0)
-
-
 def seed_transformer(spec: TransformerSpec):  # noqa: ANN201
     """seeds/000's TransformerPyTorch, module for module (its attention sequence-first)."""
     from torch import nn
@@ -120,6 +102,7 @@ def test_padding_invariance(backend: str, config: dict) -> None:
                                    err_msg=f"sequence {i}")
 
 
+@pytest.mark.keras
 @pytest.mark.parametrize("config", CONFIGS, ids=config_id)
 def test_padded_batch_agrees_across_backends(config: dict) -> None:
     spec = TransformerSpec(**TINY, **config)
@@ -155,33 +138,6 @@ def test_too_long_input_is_refused(backend: str) -> None:
     model = nnzoo.build(spec, backend)
     with pytest.raises(nnzoo.InputShapeError, match="max_len=8"):
         run(model, spec.replace(seq_len=8).example_input(1)[:, [0] * 9])
-
-
-# ---- random small configurations ---------------------------------------------------------------
-def random_specs(n: int, seed: int = 0) -> list[TransformerSpec]:
-    rng = np.random.default_rng(seed)
-    specs = []
-    for _ in range(n):
-        heads = int(rng.integers(1, 4))
-        positional = str(rng.choice(["learned", "sinusoidal", "none"]))
-        specs.append(TransformerSpec(
-            vocab_size=int(rng.integers(2, 40)), max_len=int(rng.integers(4, 10)),
-            padding_idx=None if rng.integers(4) == 0 else 0,
-            embed_dim=heads * 2 * int(rng.integers(1, 4)), depth=int(rng.integers(1, 3)),
-            num_heads=heads, mlp_dim=int(rng.integers(1, 17)),
-            activation=str(rng.choice(["relu", "gelu", "gelu_tanh"])),
-            norm_first=bool(rng.integers(2)), final_norm=bool(rng.integers(2)),
-            ln_eps=float(rng.choice([1e-5, 1e-6])), positional=positional,
-            pooling=str(rng.choice(["mean", "cls"])), num_classes=int(rng.integers(0, 5)),
-            seq_len=int(rng.integers(1, 5)),
-        ))
-    return specs
-
-
-@pytest.mark.parametrize("spec", random_specs(6), ids=lambda s: f"{s.positional}-{s.pooling}")
-def test_random_configs_match(spec: TransformerSpec) -> None:
-    report = nnzoo.check_parity(spec, numeric=True)
-    assert report.ok, str(report)
 
 
 # ---- validation ---------------------------------------------------------------------------------

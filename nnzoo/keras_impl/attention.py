@@ -134,7 +134,8 @@ class PositionEmbedding(TorchParameter):
         return {**super().get_config(), "length": self.length}
 
 
-def mlp_block(x: Any, width: int, mlp_dim: int, activation: str, dropout: float, name: str) -> Any:
+def mlp_block(x: Any, width: int, mlp_dim: int, *, activation: str, dropout: float,
+              name: str) -> Any:
     """Dense -> activation -> Dropout -> Dense -> Dropout, named `<name>.0` .. `<name>.4`."""
     x = layers.Dense(mlp_dim, name=f"{name}-0")(x)
     x = make_activation(activation, name=f"{name}-1")(x)
@@ -145,10 +146,10 @@ def mlp_block(x: Any, width: int, mlp_dim: int, activation: str, dropout: float,
 
 def encoder_block(
     x: Any,
-    *,
     width: int,
     heads: int,
     mlp_dim: int,
+    *,
     activation: str = "gelu",
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
@@ -171,8 +172,9 @@ def encoder_block(
 
     if norm_first:
         x = layers.Add(name=f"{name}-add_1")([x, attend(ln_1(x))])
-        y = mlp_block(ln_2(x), width, mlp_dim, activation, dropout, f"{name}-mlp")
+        y = mlp_block(ln_2(x), width, mlp_dim, activation=activation, dropout=dropout,
+                      name=f"{name}-mlp")
         return layers.Add(name=f"{name}-add_2")([x, y])
     x = ln_1(layers.Add(name=f"{name}-add_1")([x, attend(x)]))
-    y = mlp_block(x, width, mlp_dim, activation, dropout, f"{name}-mlp")
+    y = mlp_block(x, width, mlp_dim, activation=activation, dropout=dropout, name=f"{name}-mlp")
     return ln_2(layers.Add(name=f"{name}-add_2")([x, y]))

@@ -19,11 +19,11 @@ from nnzoo.keras_impl.layers import (
 from nnzoo.specs.cnn import CNNSpec, ConvStage
 
 
-def stage(spec: CNNSpec, st: ConvStage, x: Any, name: str) -> Any:
+def stage(spec: CNNSpec, x: Any, st: ConvStage, *, name: str) -> Any:
     """conv (or dw + pw) -> norm/act in the spec's order -> pool."""
     k, s, p, bias = st.kernel, st.stride, st.padding, spec.conv_bias
     if st.separable:
-        x, mode = conv_padding(x, k, s, p, f"{name}-dw")
+        x, mode = conv_padding(x, k, s, p, name=f"{name}-dw")
         x = layers.DepthwiseConv2D(k, strides=s, padding=mode, use_bias=bias, name=f"{name}-dw")(x)
         x = layers.Conv2D(st.channels, 1, use_bias=bias, name=f"{name}-pw")(x)
     else:
@@ -35,19 +35,18 @@ def stage(spec: CNNSpec, st: ConvStage, x: Any, name: str) -> Any:
         elif part == "act":
             x = activation(spec.activation, name=f"{name}-act")(x)
     if st.pool != "none":
-        x = pool2d(x, st.pool, st.pool_size, st.pool_stride, st.pool_padding, name=f"{name}-pool")
+        x = pool2d(x, st.pool, st.pool_size, st.pool_stride, padding=st.pool_padding,
+                   name=f"{name}-pool")
     return x
 
 
-
 def graph(spec: CNNSpec) -> tuple[Any, Any]:
-    fixed = spec.global_pool == "flatten"
-    size = spec.image_size if fixed else (None, None)
+    size = (None, None) if spec.flexible_size else spec.image_size
     inputs = model_input((*size, spec.in_channels), name="input")
     x = inputs
     for i, st in enumerate(spec.stages):
-        x = stage(spec, st, x, f"features-{i}")
-    if fixed:
+        x = stage(spec, x, st, name=f"features-{i}")
+    if spec.global_pool == "flatten":
         # Flatten in PyTorch's (C, H, W) order, so the next dense kernel is PyTorch's, transposed.
         x = layers.Permute((3, 1, 2), name="pool-nchw")(x)
         x = layers.Flatten(name="pool")(x)

@@ -3,6 +3,9 @@
 Every argument on which PyTorch and Keras defaults differ is passed explicitly from the spec:
 batch-norm momentum is converted from the PyTorch convention (`1 - m`), padding is explicit and
 symmetric (Keras `"same"` pads bottom/right first when the stride is > 1, PyTorch pads evenly).
+Twins take the same arguments in the same order: where the PyTorch helper takes the input's
+width `c_in`, the helper here takes the input tensor `x`; every helper that makes layers ends
+with the keyword-only `name`, the PyTorch module path of its twin (`-` for `.`).
 """
 
 from __future__ import annotations
@@ -136,7 +139,7 @@ class BatchNorm(layers.BatchNormalization):
         return ops.cast(y, self.compute_dtype)
 
 
-def model_input(shape: tuple[int | None, ...], *, name: str, dtype: str | None = None) -> Any:
+def model_input(shape: tuple[int | None, ...], *, dtype: str | None = None, name: str) -> Any:
     """`keras.Input` in the build's dtype (or `dtype`, for token ids).
 
     Keras's Input defaults to float32 whatever the dtype policy; on the JAX and PyTorch backends
@@ -148,7 +151,27 @@ def model_input(shape: tuple[int | None, ...], *, name: str, dtype: str | None =
                        name=name)
 
 
-def activation(kind: str, name: str) -> layers.Layer:
+@serializable
+class MaskedMean(layers.Layer):
+    """Mean of (batch, time, width) over the steps where `real` is True (all steps if None)."""
+
+    def call(self, x: Any, real: Any = None) -> Any:
+        if real is None:
+            return ops.mean(x, axis=1)
+        total = ops.sum(ops.where(ops.expand_dims(real, -1), x, ops.zeros_like(x)), axis=1)
+        count = ops.maximum(ops.sum(ops.cast(real, x.dtype), axis=1, keepdims=True), 1.0)
+        return total / count
+
+
+@serializable
+class FirstToken(layers.Layer):
+    """(batch, time, width) -> (batch, width) at position 0 (the class token)."""
+
+    def call(self, x: Any) -> Any:
+        return x[:, 0]
+
+
+def activation(kind: str, *, name: str) -> layers.Layer:
     return Act(kind, name=name)
 
 
@@ -175,7 +198,7 @@ def dense_block(x: Any, width: int, *, act: str, dropout: float, bias: bool = Tr
     return x
 
 
-def conv_padding(x: Any, kernel: int, stride: int, padding: int, name: str) -> tuple[Any, str]:
+def conv_padding(x: Any, kernel: int, stride: int, padding: int, *, name: str) -> tuple[Any, str]:
     """Apply PyTorch's symmetric `padding`; returns the tensor and the Keras padding mode to use.
 
     `"same"` is used only where it equals PyTorch's padding (stride 1, odd kernel, k // 2).
@@ -187,21 +210,31 @@ def conv_padding(x: Any, kernel: int, stride: int, padding: int, name: str) -> t
     return layers.ZeroPadding2D(padding, name=f"{name}-pad")(x), "valid"
 
 
-def conv2d(
-    x: Any, filters: int, kernel: int, *, stride: int = 1, padding: int = 0, bias: bool,
-    groups: int = 1, name: str,
-) -> Any:
+def conv2d(x: Any, c_out: int, kernel: int, *, stride: int = 1, padding: int = 0, bias: bool,
+           groups: int = 1, name: str) -> Any:
     """A Conv2D equal to `nn.Conv2d(.., kernel, stride, padding, bias=bias, groups=groups)`."""
-    x, mode = conv_padding(x, kernel, stride, padding, name)
+    x, mode = conv_padding(x, kernel, stride, padding, name=name)
     return layers.Conv2D(
-        filters, kernel, strides=stride, padding=mode, use_bias=bias, groups=groups, name=name
+        c_out, kernel, strides=stride, padding=mode, use_bias=bias, groups=groups, name=name
     )(x)
 
 
-def pool2d(x: Any, kind: str, size: int, stride: int, padding: int, *, name: str) -> Any:
+def pool2d(x: Any, kind: str, size: int, stride: int, *, padding: int = 0, name: str) -> Any:
     """Max or average pooling equal to PyTorch's, padding included."""
     if padding:
         fill = float("-inf") if kind == "max" else 0.0
         x = Pad2D(padding, fill, name=f"{name}-pad")(x)
     cls = layers.MaxPooling2D if kind == "max" else layers.AveragePooling2D
     return cls(size, strides=stride, padding="valid", name=name)(x)
+
+
+def masked_mean(x: Any, real: Any, *, name: str) -> Any:
+    """Mean of (batch, time, width) over the steps where `real` (batch, time) is True (all steps
+    if None): the recurrent summary and the transformer's pooling."""
+    return MaskedMean(name=name)(x, real)
+
+
+def first_token(x: Any, *, name: str) -> Any:
+    """(batch, time, width) -> (batch, width) at position 0: the class token's state (ViT and
+    the text transformer)."""
+    return FirstToken(name=name)(x)

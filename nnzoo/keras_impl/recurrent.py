@@ -24,7 +24,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from nnzoo.keras_impl.layers import ZooModel, dense_block, model_input, serializable
+from nnzoo.keras_impl.layers import ZooModel, dense_block, masked_mean, model_input, serializable
 from nnzoo.specs.recurrent import RecurrentSpec
 
 
@@ -199,18 +199,6 @@ class StepMask(layers.Layer):
 
 
 @serializable
-class MaskedMean(layers.Layer):
-    """Mean of (batch, time, width) over the steps where `real` is True (all steps if None)."""
-
-    def call(self, x: Any, real: Any = None) -> Any:
-        if real is None:
-            return ops.mean(x, axis=1)
-        total = ops.sum(ops.where(real[..., None], x, ops.zeros_like(x)), axis=1)
-        count = ops.maximum(ops.sum(ops.cast(real, x.dtype), axis=1, keepdims=True), 1.0)
-        return total / count
-
-
-@serializable
 class LastStep(layers.Layer):
     """Each sequence's output at its last real step (the last step if `real` is None)."""
 
@@ -219,7 +207,6 @@ class LastStep(layers.Layer):
             return x[:, -1]
         last = ops.sum(ops.cast(real, "int32"), axis=1) - 1
         return ops.take_along_axis(x, last[:, None, None], axis=1)[:, 0]
-
 
 
 def graph(spec: RecurrentSpec) -> tuple[Any, Any]:
@@ -240,7 +227,7 @@ def graph(spec: RecurrentSpec) -> tuple[Any, Any]:
     elif spec.summary == "last":
         x = LastStep(name="summary")(x, real)
     else:
-        x = MaskedMean(name="summary")(x, real)
+        x = masked_mean(x, real, name="summary")
     for i, width in enumerate(spec.hidden_sizes):
         x = dense_block(x, width, act=spec.activation, dropout=spec.head_dropout,
                         name=f"classifier-{i}")

@@ -14,8 +14,7 @@ import keras
 from keras import layers, ops
 
 from nnzoo.keras_impl.attention import ClassToken, PositionEmbedding, encoder_block
-from nnzoo.keras_impl.layers import ZooModel, model_input, serializable
-from nnzoo.keras_impl.recurrent import MaskedMean
+from nnzoo.keras_impl.layers import ZooModel, first_token, masked_mean, model_input, serializable
 from nnzoo.specs.transformer import TransformerSpec, sinusoidal_positions
 
 
@@ -65,19 +64,11 @@ class SinusoidalPositions(layers.Layer):
         return {**super().get_config(), "length": self.length}
 
 
-@serializable
-class FirstToken(layers.Layer):
-    """(batch, time, width) -> (batch, width) at position 0 (the class token)."""
-
-    def call(self, x: Any) -> Any:
-        return x[:, 0]
-
-
 def graph(spec: TransformerSpec) -> tuple[Any, Any]:
     cls = spec.pooling == "cls"
     inputs = model_input((None,), dtype="int64", name="tokens")
     real = None
-    if spec.padding_idx is not None:
+    if spec.masked:
         real = TokenMask(spec.padding_idx, cls, name="padding")(inputs)
     x = layers.Embedding(spec.vocab_size, spec.embed_dim, name="embedding")(inputs)
     if cls:
@@ -90,14 +81,13 @@ def graph(spec: TransformerSpec) -> tuple[Any, Any]:
     keys = None if real is None else ops.expand_dims(real, 1)  # (batch, 1, keys): every query
     for i in range(spec.depth):
         x = encoder_block(
-            x, width=spec.embed_dim, heads=spec.num_heads, mlp_dim=spec.mlp_dim,
-            activation=spec.activation, dropout=spec.dropout,
-            attention_dropout=spec.attention_dropout, ln_eps=spec.ln_eps,
+            x, spec.embed_dim, spec.num_heads, spec.mlp_dim, activation=spec.activation,
+            dropout=spec.dropout, attention_dropout=spec.attention_dropout, ln_eps=spec.ln_eps,
             norm_first=spec.norm_first, mask=keys, name=f"layers-{i}",
         )
     if spec.final_norm:
         x = layers.LayerNormalization(epsilon=spec.ln_eps, name="ln")(x)
-    x = FirstToken(name="pool")(x) if cls else MaskedMean(name="pool")(x, real)
+    x = first_token(x, name="pool") if cls else masked_mean(x, real, name="pool")
     if spec.num_classes:
         x = layers.Dense(spec.num_classes, name="head")(x)
     return inputs, x

@@ -15,14 +15,14 @@ from typing import Any
 
 from keras import layers
 
-from nnzoo.keras_impl.layers import ZooModel, activation, conv2d, model_input, norm
+from nnzoo.keras_impl.layers import ZooModel, activation, conv2d, model_input, norm, pool2d
 from nnzoo.specs.unet import UNetSpec
 
 
-def double_conv(spec: UNetSpec, x: Any, c_out: int, name: str, *, pool: bool = False) -> Any:
+def double_conv(spec: UNetSpec, x: Any, c_out: int, *, pool: bool = False, name: str) -> Any:
     """[max-pool 2x2] -> (3x3 conv, same padding -> norm -> act) twice."""
     if pool:
-        x = layers.MaxPooling2D(2, strides=2, padding="valid", name=f"{name}-pool")(x)
+        x = pool2d(x, "max", 2, 2, name=f"{name}-pool")
     for n in (1, 2):
         x = conv2d(x, c_out, 3, stride=1, padding=1, bias=spec.block_bias, name=f"{name}-conv{n}")
         if spec.norm != "none":
@@ -31,9 +31,9 @@ def double_conv(spec: UNetSpec, x: Any, c_out: int, name: str, *, pool: bool = F
     return x
 
 
-def up(spec: UNetSpec, x: Any, skip: Any, channels: int, name: str) -> Any:
+def up(spec: UNetSpec, x: Any, skip: Any, *, name: str) -> Any:
     """Up-sample x2 halving the channels, concatenate [skip, up], double conv."""
-    half = channels // 2
+    half = x.shape[-1] // 2
     if spec.upsample == "transpose":
         x = layers.Conv2DTranspose(half, 2, strides=2, padding="valid", use_bias=True,
                                    name=f"{name}-up")(x)
@@ -41,21 +41,20 @@ def up(spec: UNetSpec, x: Any, skip: Any, channels: int, name: str) -> Any:
         x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}-resize")(x)
         x = conv2d(x, half, 3, stride=1, padding=1, bias=True, name=f"{name}-up")
     x = layers.Concatenate(axis=-1, name=f"{name}-cat")([skip, x])
-    return double_conv(spec, x, half, f"{name}-block")
+    return double_conv(spec, x, half, name=f"{name}-block")
 
 
 def graph(spec: UNetSpec) -> tuple[Any, Any]:
     # Height and width stay free; ZooModel.__call__ checks they are multiples of 2**depth.
     inputs = model_input((None, None, spec.in_channels), name="input")
-    widths = spec.widths()
     x = inputs
     skips = []
-    for i, c in enumerate(widths):
-        x = double_conv(spec, x, c, f"encoder-{i}", pool=i > 0)
+    for i, c in enumerate(spec.widths()):
+        x = double_conv(spec, x, c, pool=i > 0, name=f"encoder-{i}")
         skips.append(x)
     skips.pop()  # the bottleneck's output is x itself
-    for j, c in enumerate(reversed(widths[1:])):
-        x = up(spec, x, skips.pop(), c, f"decoder-{j}")
+    for j in range(spec.depth):
+        x = up(spec, x, skips.pop(), name=f"decoder-{j}")
     x = layers.Conv2D(spec.num_classes, 1, use_bias=True, name="head")(x)
     return inputs, x
 

@@ -14,41 +14,39 @@ from typing import Any
 from keras import layers
 
 from nnzoo.keras_impl.attention import ClassToken, PositionEmbedding, encoder_block
-from nnzoo.keras_impl.layers import ZooModel, model_input
+from nnzoo.keras_impl.layers import ZooModel, first_token, model_input
 from nnzoo.specs.vit import ViTSpec
 
 
-def tokens(spec: ViTSpec, x: Any) -> Any:
+def tokens(spec: ViTSpec, x: Any, *, name: str) -> Any:
     """(N, H, W, C) -> (N, H/p * W/p, D): patches in row-major order (top row first)."""
     d, p = spec.embed_dim, spec.patch_size
-    x = layers.Conv2D(d, p, strides=p, padding="valid", use_bias=True, name="conv_proj")(x)
+    x = layers.Conv2D(d, p, strides=p, padding="valid", use_bias=True, name=name)(x)
     gh, gw = spec.grid
-    return layers.Reshape((gh * gw, d), name="conv_proj-flatten")(x)
+    return layers.Reshape((gh * gw, d), name=f"{name}-flatten")(x)
 
 
-def encoder(spec: ViTSpec, x: Any) -> Any:
+def encoder(spec: ViTSpec, x: Any, *, name: str) -> Any:
     """Add position embeddings, dropout, the transformer blocks, a final layer norm."""
-    x = PositionEmbedding(spec.seq_length, name="encoder-pos_embedding")(x)
-    x = layers.Dropout(spec.dropout, name="encoder-dropout")(x)
+    x = PositionEmbedding(spec.seq_length, name=f"{name}-pos_embedding")(x)
+    x = layers.Dropout(spec.dropout, name=f"{name}-dropout")(x)
     for i in range(spec.depth):
         x = encoder_block(
-            x, width=spec.embed_dim, heads=spec.num_heads, mlp_dim=spec.mlp_dim,
-            activation=spec.activation, dropout=spec.dropout,
-            attention_dropout=spec.attention_dropout, ln_eps=spec.ln_eps, norm_first=True,
-            name=f"encoder-layers-encoder_layer_{i}",
+            x, spec.embed_dim, spec.num_heads, spec.mlp_dim, activation=spec.activation,
+            dropout=spec.dropout, attention_dropout=spec.attention_dropout, ln_eps=spec.ln_eps,
+            norm_first=True, name=f"{name}-layers-encoder_layer_{i}",
         )
-    return layers.LayerNormalization(epsilon=spec.ln_eps, name="encoder-ln")(x)
+    return layers.LayerNormalization(epsilon=spec.ln_eps, name=f"{name}-ln")(x)
 
 
 def graph(spec: ViTSpec) -> tuple[Any, Any]:
     inputs = model_input((*spec.image_size, spec.in_channels), name="input")
-    x = tokens(spec, inputs)
+    x = tokens(spec, inputs, name="conv_proj")
     if spec.class_token:
         x = ClassToken(name="class_token")(x)
-    x = encoder(spec, x)
+    x = encoder(spec, x, name="encoder")
     if spec.class_token:
-        x = layers.Cropping1D((0, spec.seq_length - 1), name="pool-class_token")(x)
-        x = layers.Flatten(name="pool")(x)  # (N, 1, D) -> (N, D): the class token's state
+        x = first_token(x, name="pool")  # the class token's state, as in the text transformer
     else:
         x = layers.GlobalAveragePooling1D(name="pool")(x)
     if spec.num_classes:

@@ -26,11 +26,29 @@ IOKind = Literal["image", "vector", "sequence", "tokens"]
 Activation = Literal["relu", "gelu", "gelu_tanh", "silu", "tanh"]
 
 
+#: Rules of the shared field names (DESIGN.md), stated once: every spec with such a field gets
+#: its rule before the family's own `validate()`. "positive": an int (or each int of a tuple)
+#: >= 1; "fraction": in [0, 1); "eps": in (0, 1); "momentum": in (0, 1), PyTorch's convention.
+SHARED_RULES: dict[str, str] = {
+    **dict.fromkeys(("in_channels", "image_size", "input_size", "hidden_sizes", "hidden_size",
+                     "num_layers", "embed_dim", "depth", "num_heads", "mlp_dim", "patch_size",
+                     "vocab_size", "base_width", "seq_len"), "positive"),
+    **dict.fromkeys(("dropout", "attention_dropout", "head_dropout"), "fraction"),
+    **dict.fromkeys(("bn_eps", "ln_eps", "gn_eps"), "eps"),
+    "bn_momentum": "momentum",
+}
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Spec:
-    """Base of every family's spec. Subclasses set `family` and add typed fields."""
+    """Base of every family's spec. Subclasses set `family`, add typed fields, and say what they
+    return: `pooled_width` (or `features`) for a classifier, or their own `output_shape`."""
 
     family: ClassVar[str] = ""
+
+    #: The smallest `num_classes` the family takes. 0 means no head: the model returns its
+    #: `features`-wide vector. A family with nothing to pool (per-pixel logits) sets 1.
+    min_classes: ClassVar[int] = 0
 
     # ---- validation -------------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -38,10 +56,27 @@ class Spec:
         for f in dataclasses.fields(self):
             value = _coerce(getattr(self, f.name), hints[f.name], f.name, self.family)
             object.__setattr__(self, f.name, value)
+        self.validate_shared()
         self.validate()
 
+    def validate_shared(self) -> None:
+        """The rules every family shares: `SHARED_RULES` for the shared field names it has, and
+        `num_classes >= min_classes`. Bases for kinds of input extend this (`super()` first)."""
+        checks = {"positive": self.require_positive, "fraction": self.require_fraction,
+                  "eps": self.require_eps, "momentum": self.require_momentum}
+        for name in self.field_names():
+            rule = SHARED_RULES.get(name)
+            if rule is not None and _numeric(getattr(self, name)):
+                checks[rule](name)
+        if "num_classes" in self.field_names():
+            least = self.min_classes
+            allowed = (f"must be >= {least}" if least else
+                       "must be >= 0 (0: no head; the model returns its pooled features)")
+            self.require(self.num_classes >= least, "num_classes", allowed)
+
     def validate(self) -> None:
-        """Family rules that types alone cannot state; raise `SpecError` (see `self.fail`)."""
+        """Family rules that types and the shared rules cannot state; raise `SpecError` (see
+        `self.fail`)."""
 
     def fail(self, field: str, allowed: str) -> typing.NoReturn:
         """Raise the `SpecError` for `field`, showing its current value."""
@@ -115,26 +150,36 @@ class Spec:
         raise NotImplementedError
 
     def example_input(self, batch: int = 2, seed: int = 0) -> np.ndarray:
-        """A small deterministic input in canonical layout (float32, or int64 token ids)."""
+        """A small deterministic float32 input in canonical layout (`TokenSpec`: token ids)."""
         rng = np.random.default_rng(seed)
-        shape = (batch, *self.input_shape())
-        if self.input_kind == "tokens":
-            return rng.integers(1, self.vocab_limit(), size=shape, dtype=np.int64)
-        return rng.standard_normal(shape).astype(np.float32)
+        return rng.standard_normal((batch, *self.input_shape())).astype(np.float32)
 
-    def vocab_limit(self) -> int:
-        """Token ids in example inputs are drawn from [1, vocab_limit)."""
-        raise NotImplementedError
+    @property
+    def pooled_width(self) -> int:
+        """Width of the vector the classifier layers start from: the pooled features, a
+        recurrent summary, an MLP's input."""
+        raise NotImplementedError(
+            f"{type(self).__name__} defines neither `pooled_width` nor `features`")
+
+    @property
+    def features(self) -> int:
+        """Width of the vector the head reads, returned as-is when num_classes=0: the last of
+        `hidden_sizes` (the classifier's hidden layers) where the family has them, else
+        `pooled_width`."""
+        hidden = getattr(self, "hidden_sizes", ())
+        return hidden[-1] if hidden else self.pooled_width
 
     def output_shape(self, batch: int = 2) -> tuple[int, ...]:
-        """The canonical output shape; the parity check compares both builds against it."""
-        raise NotImplementedError
+        """The canonical output shape; the parity check compares both builds against it.
+        A classifier's: (batch, num_classes), or (batch, features) without a head."""
+        return (batch, self.num_classes or self.features)
 
     def check_input_shape(self, shape: tuple[int | None, ...], *, channels_last: bool) -> None:
         """Refuse an input the model cannot take, naming the expected shape.
 
-        `None` (a symbolic dimension) matches anything. Families whose spatial size is free
-        override `flexible_axes` instead of this method.
+        `None` (a symbolic dimension) matches anything. Free axes come from `flexible_axes`
+        (an image family's `flexible_size`; a token family's time axis), not from overriding
+        this method.
         """
         from nnzoo.errors import InputShapeError
 
@@ -183,11 +228,17 @@ class ImageSpec(Spec):
     """Base of the image families: input (in_channels, *image_size), NCHW canonical, NHWC in Keras.
 
     Subclasses declare the `in_channels` and `image_size` fields themselves (with their own
-    defaults); this class adds no field, only the input description they share.
+    defaults); this class adds no field, only the input description they share. A family whose
+    height and width are free sets `flexible_size = True` (a property where it depends on the
+    spec); `image_size` then only sizes example inputs.
     """
 
     in_channels: int
     image_size: tuple[int, int]
+
+    #: Whether any height and width work (global pooling), or the build fixes them (a flatten
+    #: before a dense layer, a position table).
+    flexible_size: ClassVar[bool] = False
 
     @property
     def input_kind(self) -> IOKind:
@@ -195,6 +246,63 @@ class ImageSpec(Spec):
 
     def input_shape(self) -> tuple[int, ...]:
         return (self.in_channels, *self.image_size)
+
+    def flexible_axes(self, *, channels_last: bool) -> set[int]:
+        if not self.flexible_size:
+            return set()
+        return {0, 1} if channels_last else {1, 2}
+
+
+class TokenSpec(Spec):
+    """Base of the families that read token ids, (batch, time) int64, padded at the end.
+
+    Subclasses declare the `vocab_size`, `padding_idx` (None: no padding) and `seq_len` fields
+    themselves; this class adds the rules and the example input they share. `seq_len` only sizes
+    example inputs: any sequence length is accepted.
+    """
+
+    vocab_size: int
+    padding_idx: int | None
+    seq_len: int
+
+    def validate_shared(self) -> None:
+        super().validate_shared()
+        if self.padding_idx is not None:
+            self.require(0 <= self.padding_idx < self.vocab_size, "padding_idx",
+                         f"must be None or in [0, vocab_size={self.vocab_size})")
+            self.require(self.vocab_size >= 2, "vocab_size",
+                         "must be >= 2 with a padding id (one id is padding)")
+
+    @property
+    def input_kind(self) -> IOKind:
+        return "tokens"
+
+    @property
+    def masked(self) -> bool:
+        """Whether padding is read from the input (token ids, with a padding id)."""
+        return self.input_kind == "tokens" and self.padding_idx is not None
+
+    def example_input(self, batch: int = 2, seed: int = 0) -> np.ndarray:
+        """Uniform ids in [0, vocab_size) other than the padding id (so an example is never
+        padded), as int64; a family reading features here too gets floats."""
+        if self.input_kind != "tokens":
+            return super().example_input(batch, seed)
+        rng = np.random.default_rng(seed)
+        shape = (batch, *self.input_shape())
+        if self.padding_idx is None:
+            return rng.integers(0, self.vocab_size, size=shape, dtype=np.int64)
+        ids = rng.integers(0, self.vocab_size - 1, size=shape, dtype=np.int64)
+        return ids + (ids >= self.padding_idx)
+
+    def flexible_axes(self, *, channels_last: bool) -> set[int]:
+        """Any sequence length works; `seq_len` only sizes example inputs."""
+        return {0}
+
+
+def _numeric(value: Any) -> bool:
+    """A number or a tuple of numbers (a shared rule is not applied to None or strings)."""
+    values = value if isinstance(value, tuple) else (value,)
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
 # ---- helpers: typed coercion from Python/JSON values ----------------------------------------

@@ -50,8 +50,8 @@ class CNNSpec(ImageSpec):
     num_classes: int = 10
 
     def validate(self) -> None:
-        self.require_positive("in_channels", "image_size", "hidden_sizes")
         self.require(len(self.stages) > 0, "stages", "needs at least one ConvStage")
+        self.require_positive("gn_groups")
         for i, s in enumerate(self.stages):
             where = f"stages[{i}]"
             self.require(min(s.channels, s.kernel, s.stride, s.pool_size, s.pool_stride) >= 1,
@@ -63,11 +63,6 @@ class CNNSpec(ImageSpec):
             if self.norm == "group":
                 self.require(s.channels % self.gn_groups == 0, "gn_groups",
                              f"must divide every stage's channels ({where} has {s.channels})")
-        self.require(self.num_classes >= 0, "num_classes", "must be >= 0 (0: pooled features)")
-        self.require_fraction("dropout")
-        self.require_eps("bn_eps", "gn_eps")
-        self.require_momentum()
-        self.require_positive("gn_groups")
         h, w = self.feature_size()
         self.require(h >= 1 and w >= 1, "image_size",
                      f"too small for these stages (feature map would be {h}x{w})")
@@ -82,23 +77,16 @@ class CNNSpec(ImageSpec):
                     size[d] = (size[d] + 2 * s.pool_padding - s.pool_size) // s.pool_stride + 1
         return size[0], size[1]
 
-
-    def flexible_axes(self, *, channels_last: bool) -> set[int]:
+    @property
+    def flexible_size(self) -> bool:  # type: ignore[override]
         """With global pooling any image size works; flattening fixes it."""
-        if self.global_pool == "flatten":
-            return set()
-        return {0, 1} if channels_last else {1, 2}
+        return self.global_pool != "flatten"
 
     @property
-    def features(self) -> int:
-        """Width of the vector the head reads (returned as-is when num_classes=0)."""
-        if self.hidden_sizes:
-            return self.hidden_sizes[-1]
-        h, w = self.feature_size() if self.global_pool == "flatten" else (1, 1)
+    def pooled_width(self) -> int:
+        """The last stage's channels, times its spatial size when flattened."""
+        h, w = (1, 1) if self.flexible_size else self.feature_size()
         return self.stages[-1].channels * h * w
-
-    def output_shape(self, batch: int = 2) -> tuple[int, ...]:
-        return (batch, self.num_classes or self.features)
 
 
 SPEC = CNNSpec

@@ -26,13 +26,8 @@ class MLPSpec(Spec):
     num_classes: int = 10
 
     def validate(self) -> None:
-        self.require_positive("input_size", "hidden_sizes")
-        self.require(self.num_classes >= 0, "num_classes", "must be >= 0 (0: no head)")
         self.require(bool(self.hidden_sizes) or self.num_classes > 0, "num_classes",
                      "must be >= 1 when hidden_sizes is empty (the model would be empty)")
-        self.require_fraction("dropout")
-        self.require_eps("bn_eps", "ln_eps")
-        self.require_momentum()
 
     @property
     def input_kind(self) -> IOKind:
@@ -42,12 +37,9 @@ class MLPSpec(Spec):
         return (self.input_size,)
 
     @property
-    def features(self) -> int:
-        """Width of the vector the head reads (returned as-is when num_classes=0)."""
-        return self.hidden_sizes[-1] if self.hidden_sizes else self.input_size
-
-    def output_shape(self, batch: int = 2) -> tuple[int, ...]:
-        return (batch, self.num_classes or self.features)
+    def pooled_width(self) -> int:
+        """An MLP pools nothing: its hidden layers start from the input."""
+        return self.input_size
 
 
 SPEC = MLPSpec

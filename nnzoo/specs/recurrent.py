@@ -18,13 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
-from nnzoo.specs.base import Activation, IOKind, Spec
+from nnzoo.specs.base import Activation, IOKind, TokenSpec
 
 
 @dataclass(frozen=True, kw_only=True)
-class RecurrentSpec(Spec):
+class RecurrentSpec(TokenSpec):
     """An LSTM/GRU classifier on (batch, time, input_size) features or (batch, time) token ids.
 
     Biases follow PyTorch: every layer and direction has an input bias and a recurrent bias
@@ -54,35 +52,14 @@ class RecurrentSpec(Spec):
     num_classes: int = 10
     seq_len: int = 16
 
-    def validate(self) -> None:
-        self.require_positive("input_size", "vocab_size", "embed_dim", "hidden_size",
-                              "num_layers", "hidden_sizes", "seq_len")
-        if self.padding_idx is not None:
-            self.require(0 <= self.padding_idx < self.vocab_size, "padding_idx",
-                         f"must be None or in [0, vocab_size={self.vocab_size})")
-            self.require(self.vocab_size >= 2, "vocab_size",
-                         "must be >= 2 with a padding id (one id is padding)")
-        self.require_fraction("dropout", "head_dropout")
-        self.require(self.num_classes >= 0, "num_classes", "must be >= 0 (0: the summary vector)")
-
     @property
     def directions(self) -> int:
         return 2 if self.bidirectional else 1
 
     @property
-    def summary_size(self) -> int:
+    def pooled_width(self) -> int:
         """Width of the summary vector (both directions concatenated)."""
         return self.hidden_size * self.directions
-
-    @property
-    def features(self) -> int:
-        """Width of the vector the head reads (returned as-is when num_classes=0)."""
-        return self.hidden_sizes[-1] if self.hidden_sizes else self.summary_size
-
-    @property
-    def masked(self) -> bool:
-        """Whether padding is read from the input (token ids with a padding id)."""
-        return self.input == "tokens" and self.padding_idx is not None
 
     @property
     def input_kind(self) -> IOKind:
@@ -90,31 +67,6 @@ class RecurrentSpec(Spec):
 
     def input_shape(self) -> tuple[int, ...]:
         return (self.seq_len,) if self.input == "tokens" else (self.seq_len, self.input_size)
-
-    def flexible_axes(self, *, channels_last: bool) -> set[int]:
-        """Any sequence length works; `seq_len` only sizes example inputs."""
-        return {0}
-
-    def vocab_limit(self) -> int:
-        return self.vocab_size
-
-    def example_input(self, batch: int = 2, seed: int = 0) -> np.ndarray:
-        """Token ids avoid the padding id, so an example is never padded."""
-        if self.input != "tokens":
-            return super().example_input(batch, seed)
-        return example_tokens(self.vocab_size, self.padding_idx, (batch, self.seq_len), seed)
-
-    def output_shape(self, batch: int = 2) -> tuple[int, ...]:
-        return (batch, self.num_classes or self.features)
-
-
-def example_tokens(vocab: int, padding_idx: int | None, shape: tuple[int, ...], seed: int) -> np.ndarray:
-    """Uniform ids in [0, vocab) other than `padding_idx`, as int64."""
-    rng = np.random.default_rng(seed)
-    if padding_idx is None:
-        return rng.integers(0, vocab, size=shape, dtype=np.int64)
-    ids = rng.integers(0, vocab - 1, size=shape, dtype=np.int64)
-    return ids + (ids >= padding_idx)
 
 
 SPEC = RecurrentSpec

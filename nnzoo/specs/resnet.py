@@ -47,8 +47,7 @@ class ResNetSpec(ImageSpec):
 
     def validate(self) -> None:
         self.require(len(self.layers) > 0, "layers", "needs at least one stage (blocks per stage)")
-        self.require_positive("layers", "widths", "groups", "base_width", "stem_width",
-                              "in_channels", "image_size")
+        self.require_positive("layers", "widths", "groups", "stem_width")
         self.require(len(self.widths) == len(self.layers), "widths",
                      f"needs one width per stage ({len(self.layers)} stages in layers)")
         if self.block == "basic":
@@ -64,9 +63,6 @@ class ResNetSpec(ImageSpec):
                          f"width * base_width must be a multiple of 64 for every stage width "
                          f"(not for {bad}): the grouped 3x3 convolution would not split evenly "
                          f"into {self.groups} groups")
-        self.require(self.num_classes >= 0, "num_classes", "must be >= 0 (0: pooled features)")
-        self.require_eps("bn_eps")
-        self.require_momentum()
 
     # ---- derived sizes, shared by both builds ----------------------------------------------------
     @property
@@ -81,23 +77,18 @@ class ResNetSpec(ImageSpec):
         return 1 if stage == 0 else 2
 
     @property
-    def features(self) -> int:
+    def pooled_width(self) -> int:
         """Width of the pooled feature vector (the output when num_classes=0)."""
         return self.widths[-1] * self.expansion
 
     # ---- input and output ------------------------------------------------------------------------
-
-    def flexible_axes(self, *, channels_last: bool) -> set[int]:
-        """Global average pooling: any height and width (>= 1) works."""
-        return {0, 1} if channels_last else {1, 2}
+    #: Global average pooling: any height and width (>= 1) works.
+    flexible_size = True
 
     def quick(self) -> ResNetSpec:
         """64x64 (32x32 with the small stem): the last stage still sees a 2x2 map or larger."""
         side = 64 if self.stem == "imagenet" else 32
         return self.replace(image_size=(min(self.image_size[0], side), min(self.image_size[1], side)))
-
-    def output_shape(self, batch: int = 2) -> tuple[int, ...]:
-        return (batch, self.num_classes or self.features)
 
 
 SPEC = ResNetSpec

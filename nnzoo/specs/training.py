@@ -269,8 +269,8 @@ def check_batch(spec: Spec, loss: LossSpec, x: Any, y: Any) -> None:
     spec.check_input_shape(tuple(x.shape), channels_last=False)
     if len(x) == 0:
         raise InputError("training data is empty")
-    if spec.input_kind == "tokens" and x.size and (x.min() < 0 or x.max() >= spec.vocab_limit()):
-        raise InputError(f"token ids must be in [0, {spec.vocab_limit()}) (vocab_size); got ids "
+    if spec.input_kind == "tokens" and x.size and (x.min() < 0 or x.max() >= spec.vocab_size):
+        raise InputError(f"token ids must be in [0, {spec.vocab_size}) (vocab_size); got ids "
                          f"from {x.min()} to {x.max()}")
     if spec.input_kind != "tokens" and not np.isfinite(x).all():
         raise InputError("training inputs contain NaN or infinity")

@@ -16,12 +16,11 @@ from typing import Literal
 import numpy as np
 
 from nnzoo.errors import InputShapeError
-from nnzoo.specs.base import Activation, IOKind, Spec
-from nnzoo.specs.recurrent import example_tokens
+from nnzoo.specs.base import Activation, TokenSpec
 
 
 @dataclass(frozen=True, kw_only=True)
-class TransformerSpec(Spec):
+class TransformerSpec(TokenSpec):
     """An encoder classifier on (batch, time) token ids; time <= max_len with positions."""
 
     family = "transformer"
@@ -45,23 +44,14 @@ class TransformerSpec(Spec):
     seq_len: int = 16
 
     def validate(self) -> None:
-        self.require_positive("vocab_size", "max_len", "embed_dim", "depth", "num_heads",
-                              "mlp_dim", "seq_len")
+        self.require_positive("max_len")
         self.require(self.embed_dim % self.num_heads == 0, "num_heads",
                      f"must divide embed_dim={self.embed_dim}")
-        if self.padding_idx is not None:
-            self.require(0 <= self.padding_idx < self.vocab_size, "padding_idx",
-                         f"must be None or in [0, vocab_size={self.vocab_size})")
-            self.require(self.vocab_size >= 2, "vocab_size",
-                         "must be >= 2 with a padding id (one id is padding)")
         if self.positional == "sinusoidal":
             self.require(self.embed_dim % 2 == 0, "embed_dim", "must be even for sinusoidal positions")
         if self.positional != "none":
             self.require(self.seq_len <= self.max_len, "seq_len",
                          f"must be <= max_len={self.max_len} (the position table's length)")
-        self.require_fraction("dropout", "attention_dropout")
-        self.require_eps("ln_eps")
-        self.require(self.num_classes >= 0, "num_classes", "must be >= 0 (0: the pooled vector)")
 
     @property
     def positions(self) -> int:
@@ -69,18 +59,11 @@ class TransformerSpec(Spec):
         return self.max_len + (self.pooling == "cls")
 
     @property
-    def features(self) -> int:
+    def pooled_width(self) -> int:
         return self.embed_dim
-
-    @property
-    def input_kind(self) -> IOKind:
-        return "tokens"
 
     def input_shape(self) -> tuple[int, ...]:
         return (self.seq_len,)
-
-    def flexible_axes(self, *, channels_last: bool) -> set[int]:
-        return {0}
 
     def check_input_shape(self, shape: tuple[int | None, ...], *, channels_last: bool) -> None:
         super().check_input_shape(shape, channels_last=channels_last)
@@ -90,16 +73,6 @@ class TransformerSpec(Spec):
                 f"transformer with {self.positional} positions takes at most max_len="
                 f"{self.max_len} tokens; got {time} (raise max_len or use positional='none')"
             )
-
-    def vocab_limit(self) -> int:
-        return self.vocab_size
-
-    def example_input(self, batch: int = 2, seed: int = 0) -> np.ndarray:
-        """Token ids avoid the padding id, so an example is never padded."""
-        return example_tokens(self.vocab_size, self.padding_idx, (batch, self.seq_len), seed)
-
-    def output_shape(self, batch: int = 2) -> tuple[int, ...]:
-        return (batch, self.num_classes or self.features)
 
 
 def sinusoidal_positions(length: int, width: int) -> np.ndarray:

@@ -11,7 +11,7 @@ stage's channel count is therefore fixed by b and d, so the decoder always lines
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from nnzoo.errors import InputShapeError
 from nnzoo.specs.base import Activation, ImageSpec, IOKind
@@ -31,6 +31,10 @@ class UNetSpec(ImageSpec):
     """
 
     family = "unet"
+    #: Per-pixel logits: there is no pooled vector to return without a head.
+    min_classes: ClassVar[int] = 1
+    #: Any height and width that are multiples of 2**depth (checked in `check_input_shape`).
+    flexible_size = True
 
     in_channels: int = 3
     num_classes: int = 2
@@ -45,10 +49,7 @@ class UNetSpec(ImageSpec):
     image_size: tuple[int, int] = (64, 64)
 
     def validate(self) -> None:
-        self.require_positive("in_channels", "num_classes", "base_width", "depth", "image_size")
         self.require(self.depth <= 8, "depth", "must be in [1, 8]")
-        self.require_eps("bn_eps")
-        self.require_momentum()
         step = self.multiple
         self.require(
             all(s % step == 0 for s in self.image_size),
@@ -77,9 +78,6 @@ class UNetSpec(ImageSpec):
 
     def output_shape(self, batch: int = 2) -> tuple[int, ...]:
         return (batch, self.num_classes, *self.image_size)
-
-    def flexible_axes(self, *, channels_last: bool) -> set[int]:
-        return {0, 1} if channels_last else {1, 2}
 
     def check_input_shape(self, shape: tuple[int | None, ...], *, channels_last: bool) -> None:
         """Channels must match; H and W are free but must be multiples of 2**depth."""

@@ -42,16 +42,11 @@ class ViTSpec(ImageSpec):
     num_classes: int = 1000
 
     def validate(self) -> None:
-        self.require_positive("image_size", "patch_size", "in_channels", "embed_dim", "depth",
-                              "num_heads", "mlp_dim")
         self.require(self.embed_dim % self.num_heads == 0, "num_heads",
                      f"must divide embed_dim={self.embed_dim}")
         h, w = self.image_size
         self.require(h % self.patch_size == 0 and w % self.patch_size == 0, "image_size",
                      f"height and width must be multiples of patch_size={self.patch_size}")
-        self.require(self.num_classes >= 0, "num_classes", "must be >= 0 (0: pooled features)")
-        self.require_fraction("dropout", "attention_dropout")
-        self.require_eps("ln_eps")
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -65,9 +60,10 @@ class ViTSpec(ImageSpec):
         return gh * gw + int(self.class_token)
 
     # ---- input and output ---------------------------------------------------------------------
-
-    def output_shape(self, batch: int = 2) -> tuple[int, ...]:
-        return (batch, self.num_classes or self.embed_dim)
+    @property
+    def pooled_width(self) -> int:
+        """The class token's final state (or the mean token) is embed_dim wide."""
+        return self.embed_dim
 
     def quick(self) -> ViTSpec:
         """A 2x2 grid of patches: every layer runs; the position table shrinks to 4 (+1) rows."""

@@ -31,7 +31,7 @@ from nnzoo.torch_impl.layers import activation as make_activation
 class MLPBlock(nn.Sequential):
     """Linear -> activation -> Dropout -> Linear -> Dropout (torchvision's indices 0..4)."""
 
-    def __init__(self, width: int, mlp_dim: int, activation: str, dropout: float) -> None:
+    def __init__(self, width: int, mlp_dim: int, *, activation: str, dropout: float) -> None:
         super().__init__(OrderedDict([
             ("0", nn.Linear(width, mlp_dim)),
             ("1", make_activation(activation)),
@@ -54,6 +54,7 @@ class EncoderBlock(nn.Module):
         width: int,
         heads: int,
         mlp_dim: int,
+        *,
         activation: str = "gelu",
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
@@ -68,7 +69,7 @@ class EncoderBlock(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
         self.ln_2 = nn.LayerNorm(width, eps=ln_eps)
-        self.mlp = MLPBlock(width, mlp_dim, activation, dropout)
+        self.mlp = MLPBlock(width, mlp_dim, activation=activation, dropout=dropout)
 
     def attend(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
         y, _ = self.self_attention(x, x, x, key_padding_mask=key_padding_mask, need_weights=False)

@@ -8,18 +8,18 @@ import torch
 from torch import nn
 
 from nnzoo.specs.cnn import CNNSpec, ConvStage
-from nnzoo.torch_impl.layers import ZooModule, activation, dense_block, norm, pool2d
+from nnzoo.torch_impl.layers import ZooModule, activation, conv2d, dense_block, norm, pool2d
 
 
-def stage(spec: CNNSpec, st: ConvStage, c_in: int) -> nn.Sequential:
+def stage(spec: CNNSpec, c_in: int, st: ConvStage) -> nn.Sequential:
     """conv (or dw + pw) -> norm/act in the spec's order -> pool."""
     parts: OrderedDict[str, nn.Module] = OrderedDict()
     k, s, p, bias = st.kernel, st.stride, st.padding, spec.conv_bias
     if st.separable:
-        parts["dw"] = nn.Conv2d(c_in, c_in, k, s, p, groups=c_in, bias=bias)
-        parts["pw"] = nn.Conv2d(c_in, st.channels, 1, bias=bias)
+        parts["dw"] = conv2d(c_in, c_in, k, stride=s, padding=p, bias=bias, groups=c_in)
+        parts["pw"] = conv2d(c_in, st.channels, 1, bias=bias)
     else:
-        parts["conv"] = nn.Conv2d(c_in, st.channels, k, s, p, bias=bias)
+        parts["conv"] = conv2d(c_in, st.channels, k, stride=s, padding=p, bias=bias)
     post = ["norm", "act"] if spec.order == "conv-norm-act" else ["act", "norm"]
     for part in post:
         if part == "norm" and spec.norm != "none":
@@ -27,25 +27,21 @@ def stage(spec: CNNSpec, st: ConvStage, c_in: int) -> nn.Sequential:
         elif part == "act":
             parts["act"] = activation(spec.activation)
     if st.pool != "none":
-        parts["pool"] = pool2d(st.pool, st.pool_size, st.pool_stride, st.pool_padding)
+        parts["pool"] = pool2d(st.pool, st.pool_size, st.pool_stride, padding=st.pool_padding)
     return nn.Sequential(parts)
-
 
 
 class CNN(ZooModule):
     def __init__(self, spec: CNNSpec) -> None:
         super().__init__(spec)
         channels = (spec.in_channels, *(st.channels for st in spec.stages))
-        self.features = nn.Sequential(*(stage(spec, st, c) for st, c in zip(spec.stages, channels)))
+        self.features = nn.Sequential(*(stage(spec, c, st) for c, st in zip(channels, spec.stages)))
         if spec.global_pool == "flatten":
             self.pool = nn.Flatten()
-            h, w = spec.feature_size()
-            width = channels[-1] * h * w
         else:
             pool = nn.AdaptiveAvgPool2d(1) if spec.global_pool == "avg" else nn.AdaptiveMaxPool2d(1)
             self.pool = nn.Sequential(pool, nn.Flatten())
-            width = channels[-1]
-        widths = (width, *spec.hidden_sizes)
+        widths = (spec.pooled_width, *spec.hidden_sizes)
         self.classifier = nn.ModuleList(
             dense_block(a, b, act=spec.activation, dropout=spec.dropout)
             for a, b in zip(widths, widths[1:])

@@ -1,6 +1,10 @@
 """Small shared pieces of the PyTorch builds; `nnzoo/keras_impl/layers.py` is their twin.
 
 Every argument on which PyTorch and Keras defaults differ is passed explicitly from the spec.
+Twins take the same arguments in the same order: where a helper here takes the input's width
+`c_in`, the Keras twin takes the input tensor `x` (its width is read from it; a Keras helper
+that only makes a layer, `norm`, needs neither), and the Keras twin ends with the keyword-only
+`name`, the PyTorch module path it stands for.
 """
 
 from __future__ import annotations
@@ -57,25 +61,25 @@ def activation(kind: str) -> nn.Module:
     raise ValueError(f"unknown activation {kind!r}")  # specs validate first; a bug if reached
 
 
-def norm(spec: Any, kind: str, channels: int, *, dims: int) -> nn.Module:
-    """Batch/group/layer norm over `channels`, with eps and momentum taken from the spec.
+def norm(spec: Any, kind: str, c_in: int, *, dims: int) -> nn.Module:
+    """Batch/group/layer norm over `c_in` channels, with eps and momentum taken from the spec.
 
     `dims` is 1 for (N, C) features and 2 for (N, C, H, W) images.
     """
     if kind == "batch":
         cls = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
-        return cls(channels, eps=spec.bn_eps, momentum=spec.bn_momentum)
+        return cls(c_in, eps=spec.bn_eps, momentum=spec.bn_momentum)
     if kind == "group":
-        return nn.GroupNorm(spec.gn_groups, channels, eps=spec.gn_eps)
+        return nn.GroupNorm(spec.gn_groups, c_in, eps=spec.gn_eps)
     if kind == "layer":
-        return nn.LayerNorm(channels, eps=spec.ln_eps)
+        return nn.LayerNorm(c_in, eps=spec.ln_eps)
     raise ValueError(f"unknown norm {kind!r}")
 
 
-def dense_block(width_in: int, width: int, *, act: str, dropout: float, bias: bool = True,
+def dense_block(c_in: int, width: int, *, act: str, dropout: float, bias: bool = True,
                 norm_layer: nn.Module | None = None) -> nn.Sequential:
     """fc -> [norm] -> act -> [drop]: an MLP's hidden layer, and a classifier head's."""
-    parts: OrderedDict[str, nn.Module] = OrderedDict(fc=nn.Linear(width_in, width, bias=bias))
+    parts: OrderedDict[str, nn.Module] = OrderedDict(fc=nn.Linear(c_in, width, bias=bias))
     if norm_layer is not None:
         parts["norm"] = norm_layer
     parts["act"] = activation(act)
@@ -84,8 +88,30 @@ def dense_block(width_in: int, width: int, *, act: str, dropout: float, bias: bo
     return nn.Sequential(parts)
 
 
-def pool2d(kind: str, size: int, stride: int, padding: int) -> nn.Module:
+def conv2d(c_in: int, c_out: int, kernel: int, *, stride: int = 1, padding: int = 0, bias: bool,
+           groups: int = 1) -> nn.Conv2d:
+    """A convolution with every argument explicit (the Keras twin pads the same way)."""
+    return nn.Conv2d(c_in, c_out, kernel, stride, padding, groups=groups, bias=bias)
+
+
+def pool2d(kind: str, size: int, stride: int, *, padding: int = 0) -> nn.Module:
     """Max or average pooling with symmetric padding (average counts padded zeros, as Keras's twin)."""
     if kind == "max":
         return nn.MaxPool2d(size, stride, padding)
     return nn.AvgPool2d(size, stride, padding, count_include_pad=True)
+
+
+def masked_mean(x: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
+    """Mean of (batch, time, width) over the steps where `real` (batch, time) is True (all steps
+    if None): the recurrent summary and the transformer's pooling."""
+    if real is None:
+        return x.mean(dim=1)
+    # `where`, not a product: whatever a padded step holds (even inf/nan) cannot leak in.
+    total = torch.where(real[..., None], x, torch.zeros_like(x)).sum(dim=1)
+    return total / real.sum(dim=1, keepdim=True).clamp(min=1).to(x.dtype)
+
+
+def first_token(x: torch.Tensor) -> torch.Tensor:
+    """(batch, time, width) -> (batch, width) at position 0: the class token's state (ViT and
+    the text transformer)."""
+    return x[:, 0]

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nnzoo.specs.recurrent import RecurrentSpec
-from nnzoo.torch_impl.layers import ZooModule, dense_block
+from nnzoo.torch_impl.layers import ZooModule, dense_block, masked_mean
 
 
 def step_lengths(tokens: torch.Tensor, padding_idx: int) -> torch.Tensor:
@@ -24,16 +24,6 @@ def step_lengths(tokens: torch.Tensor, padding_idx: int) -> torch.Tensor:
 def step_mask(lengths: torch.Tensor, time: int) -> torch.Tensor:
     """(batch, time) bool, True on each sequence's first `length` steps."""
     return torch.arange(time, device=lengths.device)[None, :] < lengths[:, None]
-
-
-def masked_mean(x: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
-    """Mean of (batch, time, width) over the steps where `real` (batch, time) is True."""
-    if real is None:
-        return x.mean(dim=1)
-    # `where`, not a product: whatever a padded step holds (even inf/nan) cannot leak in.
-    total = torch.where(real[..., None], x, torch.zeros_like(x)).sum(dim=1)
-    return total / real.sum(dim=1, keepdim=True).clamp(min=1).to(x.dtype)
-
 
 
 class Recurrent(ZooModule):
@@ -51,7 +41,7 @@ class Recurrent(ZooModule):
             width, spec.hidden_size, spec.num_layers, bias=True, batch_first=True,
             dropout=spec.dropout if spec.num_layers > 1 else 0.0, bidirectional=spec.bidirectional,
         ))
-        widths = (spec.summary_size, *spec.hidden_sizes)
+        widths = (spec.pooled_width, *spec.hidden_sizes)
         self.classifier = nn.ModuleList(
             dense_block(a, b, act=spec.activation, dropout=spec.head_dropout)
             for a, b in zip(widths, widths[1:])
@@ -84,7 +74,7 @@ class Recurrent(ZooModule):
         if spec.summary == "final":
             # h_n: (layers * dirs, batch, hidden); the top layer's directions, forward first.
             top = h_n[-spec.directions:]
-            return top.transpose(0, 1).reshape(out.shape[0], spec.summary_size)
+            return top.transpose(0, 1).reshape(out.shape[0], spec.pooled_width)
         if spec.summary == "last":
             if lengths is None:
                 return out[:, -1]

@@ -15,8 +15,7 @@ from torch import nn
 
 from nnzoo.specs.transformer import TransformerSpec, sinusoidal_positions
 from nnzoo.torch_impl.attention import EncoderBlock
-from nnzoo.torch_impl.layers import ZooModule
-from nnzoo.torch_impl.recurrent import masked_mean
+from nnzoo.torch_impl.layers import ZooModule, first_token, masked_mean
 
 
 class Transformer(ZooModule):
@@ -36,8 +35,9 @@ class Transformer(ZooModule):
             self.register_buffer("pos_embedding", table, persistent=False)
         self.dropout = nn.Dropout(spec.dropout)
         self.layers = nn.ModuleList(
-            EncoderBlock(width, spec.num_heads, spec.mlp_dim, spec.activation, spec.dropout,
-                         spec.attention_dropout, spec.ln_eps, spec.norm_first)
+            EncoderBlock(width, spec.num_heads, spec.mlp_dim, activation=spec.activation,
+                         dropout=spec.dropout, attention_dropout=spec.attention_dropout,
+                         ln_eps=spec.ln_eps, norm_first=spec.norm_first)
             for _ in range(spec.depth)
         )
         self.ln = nn.LayerNorm(width, eps=spec.ln_eps) if spec.final_norm else nn.Identity()
@@ -45,7 +45,7 @@ class Transformer(ZooModule):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         spec = self.spec
-        pad = None if spec.padding_idx is None else tokens == spec.padding_idx
+        pad = tokens == spec.padding_idx if spec.masked else None
         x = self.embedding(tokens)
         if spec.pooling == "cls":
             x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)
@@ -57,7 +57,7 @@ class Transformer(ZooModule):
         for layer in self.layers:
             x = layer(x, key_padding_mask=pad)
         x = self.ln(x)
-        x = x[:, 0] if spec.pooling == "cls" else masked_mean(x, None if pad is None else ~pad)
+        x = first_token(x) if spec.pooling == "cls" else masked_mean(x, None if pad is None else ~pad)
         return self.head(x)
 
 

@@ -12,16 +12,16 @@ import torch
 from torch import nn
 
 from nnzoo.specs.unet import UNetSpec
-from nnzoo.torch_impl.layers import ZooModule, activation, norm
+from nnzoo.torch_impl.layers import ZooModule, activation, conv2d, norm, pool2d
 
 
 def double_conv(spec: UNetSpec, c_in: int, c_out: int, *, pool: bool = False) -> nn.Sequential:
     """[max-pool 2x2] -> (3x3 conv, same padding -> norm -> act) twice."""
     parts: OrderedDict[str, nn.Module] = OrderedDict()
     if pool:
-        parts["pool"] = nn.MaxPool2d(2, 2)
+        parts["pool"] = pool2d("max", 2, 2)
     for n, (a, b) in enumerate(((c_in, c_out), (c_out, c_out)), start=1):
-        parts[f"conv{n}"] = nn.Conv2d(a, b, 3, 1, 1, bias=spec.block_bias)
+        parts[f"conv{n}"] = conv2d(a, b, 3, padding=1, bias=spec.block_bias)
         if spec.norm != "none":
             parts[f"norm{n}"] = norm(spec, spec.norm, b, dims=2)
         parts[f"act{n}"] = activation(spec.activation)
@@ -31,15 +31,15 @@ def double_conv(spec: UNetSpec, c_in: int, c_out: int, *, pool: bool = False) ->
 class Up(nn.Module):
     """Up-sample x2 halving the channels, concatenate [skip, up], double conv."""
 
-    def __init__(self, spec: UNetSpec, channels: int) -> None:
+    def __init__(self, spec: UNetSpec, c_in: int) -> None:
         super().__init__()
-        half = channels // 2
+        half = c_in // 2
         if spec.upsample == "transpose":
-            self.up: nn.Module = nn.ConvTranspose2d(channels, half, 2, 2, bias=True)
+            self.up: nn.Module = nn.ConvTranspose2d(c_in, half, 2, 2, bias=True)
         else:
             self.resize = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
-            self.up = nn.Conv2d(channels, half, 3, 1, 1, bias=True)
-        self.block = double_conv(spec, channels, half)
+            self.up = conv2d(c_in, half, 3, padding=1, bias=True)
+        self.block = double_conv(spec, c_in, half)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         if hasattr(self, "resize"):

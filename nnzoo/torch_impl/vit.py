@@ -21,7 +21,7 @@ from torch import nn
 
 from nnzoo.specs.vit import ViTSpec
 from nnzoo.torch_impl.attention import EncoderBlock
-from nnzoo.torch_impl.layers import ZooModule
+from nnzoo.torch_impl.layers import ZooModule, first_token
 
 
 class Encoder(nn.Module):
@@ -67,7 +67,7 @@ class VisionTransformer(ZooModule):
         if self.spec.class_token:
             x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)
         x = self.encoder(x)
-        x = x[:, 0] if self.spec.class_token else x.mean(dim=1)
+        x = first_token(x) if self.spec.class_token else x.mean(dim=1)
         return self.heads(x)
 
 
