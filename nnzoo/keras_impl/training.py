@@ -169,84 +169,120 @@ def build_optimizer(opt: OptimizerSpec, *, steps: int) -> keras.optimizers.Optim
 
 
 # ---- gradients and steps: the one place with a branch per Keras backend -------------------------
-_JAX_FNS: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
+#: Compiled training steps, per model (held weakly) and per (loss, optimizer).
+_COMPILED: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
 
 
 def backend_step(model: keras.Model, loss_fn: Any, x: Any, y: Any,
                  optimizer: keras.optimizers.Optimizer | None = None) -> tuple[Any, list[Any] | None]:
     """The loss on (x, y) in training mode and each trainable variable's gradient (in
     `model.trainable_variables` order; zeros where the loss does not reach), by the active
-    backend's own autodiff; with `optimizer`, the update is applied too. Batch-norm moving
-    statistics move, as in any training step.
+    backend's own autodiff; with `optimizer`, the update is applied too (and no gradients are
+    returned). Batch-norm moving statistics move, as in any training step.
 
-    TensorFlow: `tf.GradientTape` (sparse embedding gradients made dense), `optimizer.apply`.
-    PyTorch: `loss.backward()` on the Keras variables, which are torch parameters, then
-    `optimizer.apply`. JAX: `jax.value_and_grad` of `model.stateless_call` -- with an optimizer,
-    followed by `optimizer.stateless_apply` -- compiled once per model (eager JAX compiles every
-    small op for every new shape: minutes for a U-Net), results assigned back; a compiled step
-    returns no gradients.
+    TensorFlow: `tf.GradientTape` (sparse embedding gradients made dense), then
+    `optimizer.apply`, the whole step in one `tf.function` per model. JAX: `jax.value_and_grad`
+    of `model.stateless_call`, then `optimizer.stateless_apply`, jitted once per model, the new
+    values assigned back. PyTorch: `loss.backward()` on the Keras variables (they are torch
+    parameters), then `optimizer.apply`, eagerly. A step is compiled because eager TensorFlow
+    dispatches every small op from Python (0.5 s per step of a two-layer GRU) and eager JAX
+    compiles each one for each new shape (minutes for a U-Net); gradients alone, taken once or
+    twice per model by the gradient check, run eagerly on TensorFlow.
     """
-    variables = model.trainable_variables
     active = keras.backend.backend()
+    if active not in ("tensorflow", "jax", "torch"):
+        raise BackendError(f"keras/{active}", ["keras/tensorflow", "keras/jax", "keras/torch"])
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
     if active == "jax":
         return _jax_step(model, loss_fn, x, y, optimizer)
     if active == "tensorflow":
-        import tensorflow as tf
+        if optimizer is None:
+            return _tf_gradients(model, loss_fn, x, y)
+        return _compiled(model, loss_fn, optimizer, _tf_train_step)(x, y), None
+    variables = model.trainable_variables
+    for v in variables:
+        v.value.grad = None
+    loss = loss_fn(y, model(x, training=True))
+    loss.backward()
+    grads = [ops.zeros_like(v) if v.value.grad is None else v.value.grad for v in variables]
+    if optimizer is None:
+        return loss.detach(), grads
+    optimizer.apply(grads, variables)
+    return loss.detach(), None
 
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        grads = [ops.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                 for g, v in zip(tape.gradient(loss, variables), variables)]
-    elif active == "torch":
-        for v in variables:
-            v.value.grad = None
+
+def _compiled(model: keras.Model, loss_fn: Any, optimizer: Any, make: Any) -> Any:
+    """`make(model ref, loss_fn, optimizer)`, made once per model, loss and optimizer. The
+    compiled function holds the model weakly, so the model can be freed."""
+    fns = _COMPILED.setdefault(model, {})
+    key = (id(loss_fn), id(optimizer))
+    if key not in fns:
+        fns[key] = make(weakref.ref(model), loss_fn, optimizer)
+    return fns[key]
+
+
+def _tf_gradients(model: keras.Model, loss_fn: Any, x: Any, y: Any) -> tuple[Any, list[Any]]:
+    import tensorflow as tf
+
+    variables = model.trainable_variables
+    with tf.GradientTape() as tape:
         loss = loss_fn(y, model(x, training=True))
-        loss.backward()
-        loss = loss.detach()
-        grads = [ops.zeros_like(v) if v.value.grad is None else v.value.grad for v in variables]
-    else:
-        raise BackendError(f"keras/{active}", ["keras/tensorflow", "keras/jax", "keras/torch"])
-    if optimizer is not None:
-        optimizer.apply(grads, variables)
-    return loss, grads
+    return loss, [ops.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                  for g, v in zip(tape.gradient(loss, variables), variables)]
+
+
+def _tf_train_step(ref: Any, loss_fn: Any, optimizer: Any) -> Any:
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def step(x: Any, y: Any) -> Any:
+        loss, grads = _tf_gradients(ref(), loss_fn, x, y)
+        optimizer.apply(grads, ref().trainable_variables)
+        return loss
+
+    return step
 
 
 def _jax_step(model: keras.Model, loss_fn: Any, x: Any, y: Any, optimizer: Any) -> tuple[Any, Any]:
-    import jax
-
     trainable, state = model.trainable_variables, model.non_trainable_variables
-    if optimizer is not None and not optimizer.built:
-        optimizer.build(trainable)
-    fns = _JAX_FNS.setdefault(model, {})
-    key = (id(loss_fn), id(optimizer))
-    if key not in fns:  # the compiled functions hold the model weakly: it can be freed
-        ref = weakref.ref(model)
-
-        def loss_and_state(values: Any, state: Any, x: Any, y: Any) -> Any:
-            out, state = ref().stateless_call(values, state, x, training=True)
-            return loss_fn(y, out), state
-
-        grad_fn = jax.value_and_grad(loss_and_state, has_aux=True)
-
-        def train_step(values: Any, state: Any, slots: Any, x: Any, y: Any) -> Any:
-            (loss, state), grads = grad_fn(values, state, x, y)
-            values, slots = optimizer.stateless_apply(slots, grads, values)
-            return loss, state, values, slots
-
-        fns[key] = jax.jit(grad_fn if optimizer is None else train_step)
-    values = [v.value for v in trainable]
+    values, state_values = [v.value for v in trainable], [v.value for v in state]
     if optimizer is None:
-        (loss, new_state), grads = fns[key](values, [v.value for v in state], x, y)
+        fn = _compiled(model, loss_fn, None, _jax_train_step)
+        (loss, new_state), grads = fn(values, state_values, x, y)
+        grads = list(grads)
     else:
         slots = optimizer.variables
-        loss, new_state, new_values, new_slots = fns[key](
-            values, [v.value for v in state], [v.value for v in slots], x, y)
+        fn = _compiled(model, loss_fn, optimizer, _jax_train_step)
+        loss, new_state, new_values, new_slots = fn(
+            values, state_values, [v.value for v in slots], x, y)
         for var, value in zip([*trainable, *slots], [*new_values, *new_slots]):
             var.assign(value)
         grads = None
     for var, value in zip(state, new_state):
         var.assign(value)
-    return loss, grads if grads is None else list(grads)
+    return loss, grads
+
+
+def _jax_train_step(ref: Any, loss_fn: Any, optimizer: Any) -> Any:
+    """Jitted `(values, state, x, y) -> ((loss, state), grads)` without an optimizer, or
+    `(values, state, slots, x, y) -> (loss, state, values, slots)` with one."""
+    import jax
+
+    def loss_and_state(values: Any, state: Any, x: Any, y: Any) -> Any:
+        out, state = ref().stateless_call(values, state, x, training=True)
+        return loss_fn(y, out), state
+
+    grad_fn = jax.value_and_grad(loss_and_state, has_aux=True)
+    if optimizer is None:
+        return jax.jit(grad_fn)
+
+    def train_step(values: Any, state: Any, slots: Any, x: Any, y: Any) -> Any:
+        (loss, state), grads = grad_fn(values, state, x, y)
+        values, slots = optimizer.stateless_apply(slots, grads, values)
+        return loss, state, values, slots
+
+    return jax.jit(train_step)
 
 
 @contextlib.contextmanager
