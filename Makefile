@@ -20,11 +20,13 @@ demo: $(STAMP)
 	$(BIN)/nnzoo report --out out/report
 
 # The whole suite with Keras on TensorFlow, then the tests marked `keras` (the parity contract:
-# counts, shapes, numerics, transfer, files, padded sequences) on Keras's JAX and PyTorch backends.
+# counts, shapes, numerics, transfer, files, padded sequences) on Keras's JAX and PyTorch backends,
+# for every model up to 50M parameters (the heavy variants, `slow`, on TensorFlow only: time and
+# memory; `make demo` checks every model's counts and shapes on all three).
 test: $(STAMP)
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -m keras
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -m keras
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "keras and not slow"
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "keras and not slow"
 
 # One zoo CNN trained on scikit-learn's bundled digits in PyTorch and in Keras from the same
 # weights: both test accuracies, and the two loss curves in out/digits.png.

@@ -153,7 +153,7 @@ def onnx_table(results: dict[str, Any]) -> list[str]:
                    default=None)
         where = f"{fmt_ms(best.median_s)} ({best.backend} {best.path})" if best else "-"
         ratio = f"{r['median_s'] / best.median_s:.2f}" if best else "-"
-        size = f"{r['artifact_bytes'] / 1e6:.1f}" if r.get("artifact_bytes") else "-"
+        size = f"{r['artifact_bytes'] / 1e6:.2f}" if r.get("artifact_bytes") else "-"
         lines.append(f"| {s['model']} | {r['batch']} | {fmt_ms(r['median_s'])} "
                      f"({fmt_ms(r['min_s'])}-{fmt_ms(r['max_s'])}) | {where} | {ratio} | {size} |")
     return lines

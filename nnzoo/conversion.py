@@ -128,6 +128,8 @@ def check_weights_path(path: str | os.PathLike[str]) -> Path:
         )
     if not p.is_file():
         raise WeightTransferError(f"weights file {str(p)!r} does not exist")
+    if p.suffix == SAFETENSORS_SUFFIX:
+        safetensors_io.require()  # before any model is built: the `export` extra reads it
     return p
 
 

@@ -2,7 +2,9 @@
 own runtime and checked against the native build; the ONNX files of the two builds agree; what
 cannot be written raises nnzoo's error, naming why and what can.
 
-Keras-marked tests run under each Keras backend (`make test`); the PyTorch ones once.
+Keras-marked tests run under each Keras backend (`make test`): each asserts its backend's column
+of the README's table (on JAX a SavedModel goes through jax2tf: the slowest of them, ~20 s per
+family). The PyTorch ones run once.
 """
 
 from __future__ import annotations
@@ -91,11 +93,13 @@ def test_torch_exports(name: str, out: Path) -> None:
     round_trips(name, "torch", out)
 
 
+@pytest.mark.keras
 @pytest.mark.parametrize("name", FAMILY_MODELS)
 def test_keras_exports(name: str, out: Path) -> None:
     round_trips(name, "keras", out)
 
 
+@pytest.mark.keras
 @pytest.mark.parametrize("name", FAMILY_MODELS)
 def test_onnx_and_safetensors_agree_across_frameworks(name: str, out: Path) -> None:
     """The ONNX files of the PyTorch build and of its Keras twin give the same outputs in
@@ -169,6 +173,7 @@ def test_export_is_lazy_and_safetensors_needs_no_framework(tmp_path: Path) -> No
 
 
 # ---- safetensors as a weights file --------------------------------------------------------------
+@pytest.mark.keras
 def test_safetensors_weights_in_build_and_convert(tmp_path: Path) -> None:
     """`nnzoo convert --out x.safetensors` and `build(weights=...)`, either backend, both ways."""
     from nnzoo.cli import main

@@ -45,7 +45,7 @@ def test_only_the_huge_models_skip_the_numeric_check() -> None:
 
 
 @pytest.mark.keras
-@pytest.mark.parametrize("name", _params(False))
+@pytest.mark.parametrize("name", _params(True))
 def test_counts_and_shapes(name: str) -> None:
     report = nnzoo.check_parity(name)
     assert report.ok, str(report)

@@ -130,6 +130,10 @@ class PositionEmbedding(TorchParameter):
     def call(self, x: Any) -> Any:
         return x + ops.cast(self.param, x.dtype)[:, : ops.shape(x)[1]]
 
+    def compute_output_spec(self, x: Any) -> Any:
+        # JAX cannot infer `min(length, time)` for a symbolic time axis: the output is the input's
+        return keras.KerasTensor(x.shape, x.dtype)
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "length": self.length}
 
