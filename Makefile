@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: demo test bench bench-quick lint clean
+.PHONY: demo test train-demo bench bench-quick lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ test: $(STAMP)
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "keras and not slow"
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "keras and not slow"
 
+# One zoo CNN trained on scikit-learn's bundled digits in PyTorch and in Keras from the same
+# weights: both test accuracies, and the two loss curves in out/digits.png.
+train-demo: $(STAMP)
+	mkdir -p out
+	$(BIN)/python examples/digits.py --out out/digits.png
+
 # The benchmarks also need the references and matplotlib (the bench extra); `make test` does not.
 BENCH_STAMP := $(VENV)/.installed-bench
 
@@ -42,7 +48,7 @@ bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --quick
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check nnzoo tests benchmarks
+	$(BIN)/python -m ruff check nnzoo tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) build *.egg-info

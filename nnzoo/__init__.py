@@ -23,6 +23,7 @@ from nnzoo.errors import (
     InputError,
     InputShapeError,
     KerasBackendError,
+    LabelError,
     MemoryGuardError,
     NnzooError,
     NotAModelError,
@@ -37,16 +38,18 @@ from nnzoo.parity import ParityReport, check_parity
 from nnzoo.registry import get_spec, list_models, resolve, spec_from_dict
 from nnzoo.runtime import ParamCount, count_params
 from nnzoo.specs.base import Spec
+from nnzoo.training import GradientReport, TrainResult, gradient_parity, train_parity
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendError", "BackendNotInstalledError", "ExportCheckError", "ExportFormatError",
-    "InputDtypeError", "InputError", "InputShapeError", "KerasBackendError", "MemoryGuardError",
-    "NnzooError", "NotAModelError", "OptimizeError", "ParamCount", "ParityReport", "Spec",
-    "SpecError", "UnknownFieldError", "UnknownModelError", "WeightTransferError",
-    "available_backends", "build", "check_parity", "convert", "count_params", "errors", "export",
-    "flops", "get_spec", "guard", "keras_backend", "list_models", "optimize", "spec_from_dict",
+    "GradientReport", "InputDtypeError", "InputError", "InputShapeError", "KerasBackendError",
+    "LabelError", "MemoryGuardError", "NnzooError", "NotAModelError", "OptimizeError",
+    "ParamCount", "ParityReport", "Spec", "SpecError", "TrainResult", "UnknownFieldError",
+    "UnknownModelError", "WeightTransferError", "available_backends", "build", "check_parity",
+    "convert", "count_params", "errors", "export", "flops", "get_spec", "gradient_parity",
+    "guard", "keras_backend", "list_models", "optimize", "spec_from_dict", "train_parity",
     "transfer_weights", "use_keras_backend",
 ]
 

@@ -78,6 +78,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
     from nnzoo.parity import check_parity
     from nnzoo.registry import list_models
 
+    if args.train:
+        if args.keras_backend:
+            backends.use_keras_backend(args.keras_backend)
+        return _train_parity(args)
     if args.all:
         names = list_models()
     elif args.names:
@@ -105,6 +109,25 @@ def cmd_parity(args: argparse.Namespace) -> int:
         print(f"\n{sum(r.ok for r in reports)}/{len(reports)} models OK"
               + ("" if ok else f"; FAILED: {', '.join(r.name for r in reports if not r.ok)}"))
     return 0 if ok else 1
+
+
+def _train_parity(args: argparse.Namespace) -> int:
+    """`parity NAME --train`: gradients both ways (float64 and float32), then both builds trained
+    side by side; the per-step table, and the figure with --plot."""
+    from nnzoo.training import gradient_parity, train_parity
+
+    if len(args.names) != 1 or args.all:
+        raise NnzooError("--train checks one model: name it (nnzoo parity NAME --train)")
+    name, overrides = args.names[0], parse_overrides(args.set)
+    grads = []
+    for dtype in ("float64", "float32"):
+        grads.append(gradient_parity(name, dtype=dtype, **overrides))
+        print(grads[-1], flush=True)
+    result = train_parity(name, steps=args.steps, optimizer=args.optimizer, **overrides)
+    print(result)
+    if args.plot:
+        print(f"figure: {result.plot(args.plot)}")
+    return 0 if result.ok and grads[0].ok else 1
 
 
 def _keras_backend_list(text: str) -> list[str]:
@@ -319,6 +342,15 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="*", default=[], metavar="field=value",
                    help="overrides applied to every model checked")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--train", action="store_true", help="gradients both ways, then train both "
+                   "builds from the same weights on the same batches (float64)")
+    p.add_argument("--steps", type=int, default=20, help="with --train: updates (default 20)")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd",
+                   help="with --train: sgd (momentum 0.9, lr 0.01), adam (lr 1e-3) or adamw "
+                   "(lr 1e-3, weight decay 0.01)")
+    p.add_argument("--plot", metavar="FILE", help="with --train: the loss curves as a PNG")
+
+
     p.add_argument("--keras-backend", choices=("tensorflow", "jax", "torch"),
                    help="run the Keras builds on this Keras backend (default: KERAS_BACKEND, "
                    "else Keras's config, else tensorflow)")

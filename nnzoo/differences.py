@@ -112,24 +112,42 @@ def sig2(x: float) -> float | int:
 
 
 from nnzoo.probes import (  # noqa: E402  (next to the entries they prove)
+    probe_adam_epsilon,
+    probe_adamw_decay,
     probe_attention_layout,
     probe_avgpool_padding,
     probe_bn_eps,
     probe_bn_momentum,
     probe_bn_variance,
+    probe_ce_logits,
     probe_conv_padding,
     probe_data_layout,
     probe_default_init,
     probe_flatten_order,
     probe_gelu,
+    probe_grad_clipping,
     probe_gru_gate_order,
     probe_gru_reset_after,
     probe_kernel_layout,
     probe_ln_eps,
     probe_lstm_biases,
+    probe_mse_sum,
     probe_pool_padding,
+    probe_sgd_momentum_schedule,
+    probe_sgd_weight_decay,
     probe_upsample_bilinear,
 )
+
+
+def _training(ctx: Context) -> bool:
+    """Optimizer and loss differences concern how a model is trained, not the model: they are in
+    the document and in `nnzoo.training`, not in a model's `explain`."""
+    return False
+
+
+#: What the training probes measure (nnzoo/probes.py `_train_pair`).
+TRAIN = ("after 20 float64 steps of an 8-16-4 MLP from the same weights on the same batches, "
+         "max |weight difference| / max |weight change|")
 
 REGISTRY: tuple[Difference, ...] = (
     Difference(
@@ -261,6 +279,67 @@ REGISTRY: tuple[Difference, ...] = (
         "weights are transferred, not re-drawn (nnzoo.transfer_weights)",
         (), lambda c: True, probe_default_init,
         "max |output difference| of fresh twins (seed 0), 8-16-4 MLP"),
+    Difference(
+        "adam_epsilon", "Adam: where epsilon goes", "eps=1e-8, added after the bias correction: "
+        "lr * m_hat / (sqrt(v_hat) + eps)", "epsilon=1e-7, added before it (the paper's "
+        "epsilon-hat): lr_t * m / (sqrt(v) + epsilon)",
+        "Keras's epsilon equals PyTorch's times sqrt(1 - beta2**t), a factor that changes every "
+        "step (0.03 at step 1, 1 in the long run), so no constant epsilon makes stock Keras follow "
+        "PyTorch; the gap is largest early and wherever gradients are small.",
+        "nnzoo's Keras TorchAdam (keras_impl/training.py) has PyTorch's formula",
+        ("OptimizerSpec.eps",), _training, probe_adam_epsilon, f"Adam(lr=1e-3), {TRAIN}"),
+    Difference(
+        "adamw_decay", "AdamW defaults", "weight_decay=0.01, eps=1e-8",
+        "weight_decay=0.004, epsilon=1e-7 (before the bias correction)",
+        "Both decay decoupled (w *= 1 - lr * wd), but by different default amounts: a port that "
+        "leaves the defaults trains a differently regularised model.",
+        "OptimizerSpec states weight_decay and eps; TorchAdam(decoupled=...) applies them",
+        ("OptimizerSpec.weight_decay", "OptimizerSpec.eps"), _training, probe_adamw_decay,
+        f"AdamW(lr=1e-3), defaults otherwise, {TRAIN}"),
+    Difference(
+        "sgd_weight_decay", "SGD weight decay: L2 in the gradient or decoupled",
+        "weight_decay adds wd * w to the gradient, which then passes through the momentum",
+        "weight_decay shrinks w by lr * wd * w apart from the gradient (decoupled)",
+        "With momentum the two differ: PyTorch's decay is carried and amplified by the velocity "
+        "(up to 1 / (1 - momentum) = 10x), Keras's is not.",
+        "nnzoo's Keras TorchSGD adds the L2 term to the gradient, as PyTorch does",
+        ("OptimizerSpec.weight_decay",), _training, probe_sgd_weight_decay,
+        f"SGD(lr=0.1, momentum=0.9, weight_decay=5e-4) in both, {TRAIN}"),
+    Difference(
+        "sgd_momentum_schedule", "SGD momentum under a changing learning rate",
+        "the velocity holds gradients; each step applies the current rate: w -= lr_t * v",
+        "the velocity holds rate-scaled steps: v = m * v - lr_t * g; w += v",
+        "At a constant rate the two are the same. When the rate drops, Keras's velocity still "
+        "carries steps taken at the old rate for a while; PyTorch's scales at once.",
+        "nnzoo's Keras TorchSGD keeps PyTorch's velocity whenever momentum meets a schedule",
+        ("OptimizerSpec.schedule",), _training, probe_sgd_momentum_schedule,
+        f"SGD(lr=0.1, momentum=0.9), rate x0.1 at step 10, {TRAIN}"),
+    Difference(
+        "grad_clipping", "Gradient clipping: global norm or per variable",
+        "clip_grad_norm_(params, max_norm): one global norm over all gradients",
+        "clipnorm: each variable's gradient clipped on its own; global_clipnorm: the global one",
+        "Per-variable clipping changes the direction of the update (each tensor is rescaled by its "
+        "own factor). Keras's global_clipnorm matches PyTorch except for PyTorch's 1e-6 in the "
+        "denominator.", "OptimizerSpec.clip_norm is the global norm, with PyTorch's formula",
+        ("OptimizerSpec.clip_norm",), _training, probe_grad_clipping,
+        f"SGD(lr=0.1) with clip 0.1 (clipnorm in Keras), {TRAIN}"),
+    Difference(
+        "ce_logits", "Cross-entropy input: logits or probabilities",
+        "CrossEntropyLoss takes logits (log-softmax inside)",
+        "SparseCategoricalCrossentropy() expects probabilities unless from_logits=True",
+        "Logits fed as probabilities are renormalised and clipped instead of soft-maxed: a "
+        "different loss and different gradients, with no error.",
+        "nnzoo's Keras loss is built with from_logits=True (keras_impl/training.py)",
+        ("LossSpec.kind",), _training, probe_ce_logits,
+        "|loss difference|, 8 rows of positive scores over 4 classes"),
+    Difference(
+        "mse_sum", "Mean squared error summed", "MSELoss(reduction='sum'): every squared error",
+        "MeanSquaredError(reduction='sum'): the sum of each example's mean",
+        "The defaults (mean over every element) agree; with 'sum' Keras is smaller by the output "
+        "width, and so are its gradients.",
+        "LossSpec.reduction has one value, 'mean', which means the same in both",
+        ("LossSpec.reduction",), _training, probe_mse_sum,
+        "relative |loss difference| with reduction 'sum', 8 x 4 outputs", defaults_agree=True),
 )
 
 BY_ID = {d.id: d for d in REGISTRY}

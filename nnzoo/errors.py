@@ -200,3 +200,8 @@ class ExportDependencyError(BackendNotInstalledError):
 class ExportCheckError(NnzooError, AssertionError):
     """An exported artifact whose outputs, run in its own runtime, disagree with the native
     model's beyond the float32 parity bound (the artifact is left on disk for inspection)."""
+
+
+class LabelError(InputError):
+    """Labels or regression targets that do not fit the model's output and loss: class ids out of
+    range for `num_classes`, the wrong shape, or the wrong dtype."""

@@ -335,3 +335,90 @@ def probe_default_init(settled: bool) -> float:
         transfer_weights(t, k)
     x = spec.example_input(2, seed=0)
     return _diff(run(t, x), run(k, x))
+
+
+# ---- training: optimizers and losses ------------------------------------------------------------
+def _train_pair(keras_optimizer: Any, opt: dict[str, Any], steps: int = 20) -> float:
+    """`steps` float64 updates of an 8-16-4 MLP (cross-entropy, batches of 8) in both frameworks
+    from the same weights: PyTorch's optimizer built by nnzoo from `opt`, Keras's given (None:
+    nnzoo's twin of `opt`). The largest weight difference, relative to the largest weight change."""
+    from nnzoo import backends
+    from nnzoo.conversion import state_dict, transfer_weights
+    from nnzoo.keras_impl.training import Trainer as KerasTrainer
+    from nnzoo.specs.mlp import MLPSpec
+    from nnzoo.specs.training import LossSpec, optimizer_spec, synthetic_batch
+    from nnzoo.torch_impl.training import Trainer as TorchTrainer
+
+    _fw()
+    spec, loss = MLPSpec(input_size=8, hidden_sizes=(16,), num_classes=4), LossSpec()
+    x, y = synthetic_batch(spec, loss, 8 * steps, seed=0)
+    with backends.float64_scope():
+        t = backends.build_native(spec, "torch", seed=0, dtype="float64")
+        k = backends.build_native(spec, "keras", seed=0, dtype="float64")
+        transfer_weights(t, k)
+        start = state_dict(t)
+        torch_trainer = TorchTrainer(t, optimizer_spec(opt), loss, steps=steps)
+        keras_trainer = KerasTrainer(k, optimizer_spec(opt), loss, steps=steps)
+        keras_trainer.optimizer = keras_optimizer or keras_trainer.optimizer
+        for i in range(steps):
+            batch = slice(8 * i, 8 * i + 8)
+            torch_trainer.step(x[batch].astype(np.float64), y[batch])
+            keras_trainer.step(x[batch].astype(np.float64), y[batch])
+        a, b = state_dict(t), state_dict(k)
+    moved = max(_diff(a[key], start[key]) for key in a)
+    return max(_diff(a[key], b[key]) for key in a) / moved
+
+
+def probe_adam_epsilon(settled: bool) -> float:
+    _, keras = _fw()
+    return _train_pair(None if settled else keras.optimizers.Adam(learning_rate=1e-3),
+                       {"kind": "adam", "lr": 1e-3})
+
+
+def probe_adamw_decay(settled: bool) -> float:
+    _, keras = _fw()
+    return _train_pair(None if settled else keras.optimizers.AdamW(learning_rate=1e-3),
+                       {"kind": "adamw", "lr": 1e-3, "weight_decay": 1e-2})
+
+
+def probe_sgd_weight_decay(settled: bool) -> float:
+    _, keras = _fw()
+    stock = keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=5e-4)
+    return _train_pair(None if settled else stock,
+                       {"kind": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4})
+
+
+def probe_sgd_momentum_schedule(settled: bool) -> float:
+    _, keras = _fw()
+    rate = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.1, staircase=True)
+    return _train_pair(None if settled else keras.optimizers.SGD(rate, momentum=0.9),
+                       {"kind": "sgd", "lr": 0.1, "momentum": 0.9,
+                        "schedule": {"kind": "step", "step_size": 10, "gamma": 0.1}})
+
+
+def probe_grad_clipping(settled: bool) -> float:
+    _, keras = _fw()
+    return _train_pair(None if settled else keras.optimizers.SGD(0.1, clipnorm=0.1),
+                       {"kind": "sgd", "lr": 0.1, "clip_norm": 0.1})
+
+
+def probe_ce_logits(settled: bool) -> float:
+    torch, keras = _fw()
+    from nnzoo.keras_impl.training import build_loss
+    from nnzoo.specs.training import LossSpec
+
+    # positive scores: Keras's backends read negative "probabilities" differently (clipping)
+    logits, labels = np.abs(_randn(8, 4, scale=2.0)), _rng(1).integers(0, 4, 8)
+    ours = torch.nn.CrossEntropyLoss()(torch.from_numpy(logits), torch.from_numpy(labels)).item()
+    theirs = build_loss(LossSpec()) if settled else keras.losses.SparseCategoricalCrossentropy()
+    return abs(ours - float(np.asarray(keras.ops.convert_to_numpy(theirs(labels, logits)))))
+
+
+def probe_mse_sum(settled: bool) -> float:
+    torch, keras = _fw()
+    pred, target = _randn(8, 4), _randn(8, 4, seed=1)
+    reduction = "mean" if settled else "sum"
+    ours = torch.nn.MSELoss(reduction=reduction)(torch.from_numpy(pred), torch.from_numpy(target))
+    theirs = keras.losses.MeanSquaredError(reduction="sum_over_batch_size" if settled else "sum")
+    value = float(np.asarray(keras.ops.convert_to_numpy(theirs(target, pred))))
+    return abs(ours.item() - value) / abs(ours.item())

@@ -67,3 +67,22 @@ def test_the_installed_command_runs() -> None:
     exe = [sys.executable, "-m", "nnzoo.cli", "list", "cnn_*"]
     out = subprocess.run(exe, capture_output=True, text=True, check=True)
     assert "cnn_small" in out.stdout
+
+
+def test_parity_train_prints_both_curves_and_writes_the_figure(
+        capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # noqa: ANN001
+    """`nnzoo parity NAME --train`: gradients in float64 and float32, then the per-step table."""
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "curves.png"
+    assert main(["parity", "mlp_small", "--train", "--steps", "3", "--optimizer", "adamw",
+                 "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "gradients of cross_entropy (float64): OK" in out and "(float32)" in out
+    assert "trained 3 steps: OK" in out and "loss torch" in out and "loss keras" in out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_parity_train_refuses_an_unknown_optimizer(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["parity", "mlp_small", "--train", "--optimizer", "rmsprop"])
+    assert "rmsprop" in capsys.readouterr().err

@@ -189,7 +189,7 @@ class StepMask(layers.Layer):
 
     def call(self, tokens: Any) -> Any:
         lengths = ops.maximum(ops.sum(ops.cast(tokens != self.padding_idx, "int32"), axis=1), 1)
-        return ops.arange(ops.shape(tokens)[1])[None, :] < lengths[:, None]
+        return ops.arange(ops.shape(tokens)[1], dtype="int32")[None, :] < lengths[:, None]
 
     def compute_output_spec(self, tokens: Any) -> Any:
         return keras.KerasTensor(tokens.shape, "bool")
