@@ -47,8 +47,8 @@ def no_builds(monkeypatch: pytest.MonkeyPatch) -> None:
     ({"kind": "adam", "eps": 0.0}, "eps", r"\(0, 1\)"),
     ({"clip_norm": -1.0}, "clip_norm", "> 0"),
     ({"weight_decay": -1e-4}, "weight_decay", r"\[0, 1\)"),
-    ({"schedule": {"kind": "linear"}}, "kind", "'constant', 'step', 'cosine'"),
-    ({"schedule": {"kind": "step", "gamma": 0.0}}, "gamma", r"\(0, 1\]"),
+    ({"schedule": {"kind": "linear"}}, "schedule.kind", "'constant', 'step', 'cosine'"),
+    ({"schedule": {"kind": "step", "gamma": 0.0}}, "schedule.gamma", r"\(0, 1\]"),
     ({"learning_rate": 0.1}, "learning_rate", "valid fields"),
 ])
 def test_bad_optimizers_are_refused_by_name(no_builds: None, value: object, field: str,
