@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/nnzoo report --out out/report
 
 # The whole suite with Keras on TensorFlow -- the heavy variants (`slow`) in a process of their
-# own (measured peak 15.1 GB, ViT-L's float64 check; 15.7 GB after the 800 other tests) -- then the tests marked `keras`
-# (the parity contract: counts, shapes, numerics, transfer, files, padded sequences, training,
+# own (measured peak 15.1 GB, ViT-L's float64 check; 15.7 GB after the 800 other tests) -- then
+# the tests marked `keras` (the parity contract: counts, shapes, numerics, transfer, files, padded sequences, training,
 # exports) on Keras's JAX and PyTorch backends, for every model up to 50M parameters (the heavy
 # variants on TensorFlow only: time and memory; `make demo` checks every model on all three).
 test: $(STAMP)
