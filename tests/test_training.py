@@ -168,9 +168,35 @@ def test_keras_own_classes_where_the_maths_is_the_same() -> None:
     assert cls(kind="sgd", weight_decay=1e-4) is TorchSGD
     assert cls(kind="sgd", clip_norm=1.0) is TorchSGD
     assert cls(kind="adam") is TorchAdam and cls(kind="adamw") is TorchAdam
+    momentum64 = type(build_optimizer(optimizer_spec("sgd", momentum=0.9), steps=10,
+                                      dtype="float64"))
+    assert momentum64 is (TorchSGD if keras.backend.backend() == "tensorflow" else keras.optimizers.SGD)
+    assert type(build_optimizer(optimizer_spec("sgd", momentum=0.5), steps=10,
+                                dtype="float64")) is keras.optimizers.SGD  # exact in float32
     opt = build_optimizer(optimizer_spec("adamw", clip_norm=2.0), steps=10)
     again = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
     assert type(again) is TorchAdam and again.get_config() == opt.get_config()
+
+
+def test_keras_sgd_momentum_in_float64() -> None:
+    """Keras's SGD casts its momentum with `ops.cast`, through a float32 constant on TensorFlow
+    (0.9 -> 0.8999999762): 20 float64 steps part from PyTorch by ~1e-8 of the weights' change
+    there, by rounding (~1e-15) on JAX and PyTorch. nnzoo's choice (TorchSGD where it rounds)
+    follows PyTorch on every backend."""
+    import keras
+
+    from nnzoo.keras_impl.training import floatx
+    from nnzoo.probes import _train_pair
+
+    opt = {"kind": "sgd", "lr": 0.1, "momentum": 0.9}
+    with backends.float64_scope(), floatx("float64"):  # its rate in float64, as a user sets it
+        stock = _train_pair(keras.optimizers.SGD(0.1, momentum=0.9), opt)
+    ours = _train_pair(None, opt)
+    assert ours < 1e-13
+    if keras.backend.backend() == "tensorflow":
+        assert stock > 1e-10, stock
+    else:
+        assert stock < 1e-13, stock
 
 
 def test_stock_keras_adam_does_not_follow_pytorch_but_torch_adam_does() -> None:

@@ -6,7 +6,8 @@ SGD without weight decay (and, with momentum, at a constant rate) -- and a small
 with PyTorch's formula where it is not:
 - `TorchSGD`: weight decay as an L2 term in the gradient, and a velocity that holds gradients,
   not learning-rate-scaled steps (Keras's SGD decays apart from the gradient and folds each
-  step's rate into its velocity, so a changing rate acts differently);
+  step's rate into its velocity, so a changing rate acts differently), and a float64 momentum
+  kept in float64 (Keras's SGD rounds it to float32 on TensorFlow: `_momentum_rounded`);
 - `TorchAdam`: epsilon added after the bias correction (Keras's Adam and AdamW add it before:
   `eps_keras = eps * sqrt(1 - beta2**t)`, a factor that changes every step, so no constant
   epsilon makes stock Keras match), L2 (adam) or decoupled (adamw) weight decay;
@@ -153,12 +154,24 @@ class TorchAdam(_GlobalClip, keras.optimizers.Optimizer):
                 "epsilon": self.epsilon, "l2": self.l2, "decoupled": self.decoupled}
 
 
-def build_optimizer(opt: OptimizerSpec, *, steps: int) -> keras.optimizers.Optimizer:
-    """Keras's SGD where its maths is PyTorch's; `TorchSGD` / `TorchAdam` otherwise."""
+def _momentum_rounded(momentum: float, dtype: str) -> bool:
+    """Whether Keras's SGD would apply `momentum` rounded to float32 in a `dtype` run: it casts the
+    Python float with `ops.cast`, which on TensorFlow makes a float32 constant first (0.9 ->
+    0.8999999762). In float64 that alone parts the weights by ~1e-8 within 3 steps, and a
+    chaotic run (resnet18_cifar, 20 steps of SGD 0.01/0.9 at batch 4) past the parity bound."""
+    return (dtype == "float64" and keras.backend.backend() == "tensorflow"
+            and float(np.float32(momentum)) != momentum)
+
+
+def build_optimizer(opt: OptimizerSpec, *, steps: int,
+                    dtype: str = "float32") -> keras.optimizers.Optimizer:
+    """Keras's SGD where its maths (and its rounding, in `dtype`) is PyTorch's; `TorchSGD` /
+    `TorchAdam` otherwise."""
     rate = build_schedule(opt, steps=steps)
     clip = {"global_clipnorm": opt.clip_norm} if opt.clip_norm is not None else {}
     if opt.kind == "sgd":
-        same = not opt.weight_decay and not clip and (not opt.momentum or opt.schedule.kind == "constant")
+        same = (not opt.weight_decay and not clip and not _momentum_rounded(opt.momentum, dtype)
+                and (not opt.momentum or opt.schedule.kind == "constant"))
         if same:
             return keras.optimizers.SGD(rate, momentum=opt.momentum, nesterov=opt.nesterov)
         return TorchSGD(rate, momentum=opt.momentum, nesterov=opt.nesterov, l2=opt.weight_decay,
@@ -307,7 +320,7 @@ class Trainer:
         self.dtype = str(model.trainable_variables[0].dtype) if model.trainable_variables else "float32"
         with floatx(self.dtype):
             self.loss_fn = build_loss(loss, self.dtype)
-            self.optimizer = build_optimizer(opt, steps=steps)
+            self.optimizer = build_optimizer(opt, steps=steps, dtype=self.dtype)
 
     def tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
         """Canonical numpy arrays in Keras's layout (images NHWC), floats in the model's dtype."""
