@@ -48,6 +48,22 @@ class SelfAttention(layers.MultiHeadAttention):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "width": self.width, "heads": self.num_heads}
 
+    def _compute_attention(self, query: Any, key: Any, value: Any, attention_mask: Any = None,
+                           training: Any = None, return_attention_scores: bool = False,
+                           use_causal_mask: bool = False) -> tuple[Any, Any]:
+        """Keras's own attention, except in float64: there Keras's fused path (taken when dropout
+        is 0) computes the softmax in float32 on JAX, and its explicit path casts 1/sqrt(head_dim)
+        through float32 on TensorFlow -- 1e-8 differences that 20 AdamW steps grow past the
+        parity bound. A float64 build (the parity and training checks) computes it exactly here."""
+        if keras.backend.standardize_dtype(query.dtype) != "float64" or use_causal_mask:
+            return super()._compute_attention(query, key, value, attention_mask, training,
+                                              return_attention_scores, use_causal_mask)
+        scale = ops.convert_to_tensor(self._inverse_sqrt_key_dim, dtype="float64")
+        scores = ops.einsum(self._dot_product_equation, key, query * scale)
+        scores = self._masked_softmax(scores, attention_mask)
+        dropped = self._dropout_layer(scores, training=training) if self._dropout > 0.0 else scores
+        return ops.einsum(self._combine_equation, dropped, value), scores
+
     def torch_links(self) -> list[Any]:
         from nnzoo.links import Link, torch_path
 
