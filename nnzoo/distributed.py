@@ -1,0 +1,355 @@
+"""Data-parallel training on the frameworks' own engines, checked against one process.
+
+`data_parallel_parity` trains each model K steps on global batches of B examples twice: in one
+process on the whole batch, and data-parallel -- PyTorch `DistributedDataParallel` over gloo in
+`world` processes (B / world examples each) -- and reports the largest weight difference (every
+weight and batch-norm statistic) against the parity bound of `nnzoo.parity`. With equal shards
+and mean-reduced losses, DDP's gradient average is the global batch's mean gradient (per pixel
+too: every rank averages over the same number of pixels), so the only thing that silently
+changes is batch norm: per process unless synchronized (`sync_bn`).
+
+The workers are separate processes started here (torchrun's environment, a free port picked at
+launch), watched, and stopped: a worker that cannot start or crashes ends the run with a
+`DistributedError` that names it, and no worker outlives the call. Frameworks are imported by the
+functions that need them, and by the workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnzoo.errors import DistributedError, SpecError
+from nnzoo.parity import ATOL, bound
+from nnzoo.registry import resolve
+from nnzoo.specs.base import Spec
+from nnzoo.specs.training import deterministic, loss_spec, optimizer_spec
+
+HOST = "127.0.0.1"
+ENGINES = {"torch": "nnzoo.torch_impl.distributed"}
+
+
+# ---- ports and workers --------------------------------------------------------------------------
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now (the OS's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def check_port(port: object) -> int:
+    """`port` if it is a valid port number that nothing holds on the loopback interface."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise SpecError("port", port, "must be an integer in [1, 65535], or None for a free one")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError as exc:
+            raise DistributedError(f"port {port} on {HOST} is in use ({exc.strerror}): the "
+                                   "workers' rendezvous needs a free one; pass another port, or "
+                                   "none to have one picked") from None
+    return port
+
+
+def _tail(text: str, lines: int = 6) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+class Workers:
+    """`world` processes of `python -m MODULE JOB OUTDIR`, with torchrun's environment (RANK,
+    WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK), each in a session of its own so that it
+    and anything it starts can be stopped together. Use as a context manager: on leaving, every
+    worker still running is killed and reaped, whatever happened."""
+
+    def __init__(self, module: str, job: dict[str, Any], *, world: int, port: int,
+                 timeout: float, env: dict[str, str] | None = None, show_rank0: bool = False) -> None:
+        self.module, self.job, self.world, self.port = module, job, world, port
+        self.timeout, self.env, self.show_rank0 = timeout, env or {}, show_rank0
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.dir = Path(tempfile.mkdtemp(prefix="nnzoo-dp-"))
+
+    def __enter__(self) -> Workers:
+        (self.dir / "job.json").write_text(json.dumps(self.job))
+        root = str(Path(__file__).resolve().parents[1])  # this nnzoo, in every worker
+        base = {**os.environ, "MASTER_ADDR": HOST, "MASTER_PORT": str(self.port),
+                "WORLD_SIZE": str(self.world), "LOCAL_WORLD_SIZE": str(self.world),
+                "OMP_NUM_THREADS": "1",
+                "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
+                **self.env}
+        self.started = time.monotonic()
+        try:
+            for rank in range(self.world):
+                env = {**base, "RANK": str(rank), "LOCAL_RANK": str(rank)}
+                log = open(self.dir / f"rank{rank}.log", "wb")  # noqa: SIM115 (closed below)
+                out = None if rank == 0 and self.show_rank0 else log
+                self.procs.append(subprocess.Popen(
+                    [sys.executable, "-m", self.module, str(self.dir / "job.json"), str(self.dir)],
+                    env=env, stdout=out, stderr=log, stdin=subprocess.DEVNULL,
+                    start_new_session=True))
+                log.close()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return tuple(p.pid for p in self.procs)
+
+    def wait(self) -> list[Path]:
+        """Each rank's output file, once every worker has ended well; else stop them all and raise
+        `DistributedError` naming the first that failed (or the time limit)."""
+        while True:
+            codes = [p.poll() for p in self.procs]
+            failed = [r for r, c in enumerate(codes) if c not in (None, 0)]
+            if failed:
+                self.stop()
+                raise self._failure(failed[0], codes[failed[0]])
+            if all(c == 0 for c in codes):
+                break
+            if time.monotonic() - self.started > self.timeout:
+                self.stop()
+                raise DistributedError(f"the {self.world} workers did not finish within "
+                                       f"{self.timeout:g} s; all stopped", pids=self.pids)
+            time.sleep(0.05)
+        outputs = [self.dir / f"rank{r}.npz" for r in range(self.world)]
+        missing = [r for r, path in enumerate(outputs) if not path.exists()]
+        if missing:
+            raise DistributedError(f"worker rank {missing[0]} ended without writing its result",
+                                   rank=missing[0], pids=self.pids)
+        return outputs
+
+    def _failure(self, rank: int, code: int | None) -> DistributedError:
+        error = self.dir / f"rank{rank}.error"
+        text = error.read_text() if error.exists() else ""
+        log = (self.dir / f"rank{rank}.log")
+        text = text or (log.read_text(errors="replace") if log.exists() else "")
+        how = (f"was killed by signal {signal.Signals(-code).name}" if code is not None and code < 0
+               else f"exited with status {code}")
+        what = f"worker rank {rank} of {self.world} ({self.module}) {how}"
+        if "address already in use" in text.lower() or "eaddrinuse" in text.lower():
+            what += f": port {self.port} on {HOST} is in use; pass another port, or none"
+        elif text:
+            what += ":\n" + _tail(text)
+        else:
+            what += " before it could report anything"
+        return DistributedError(what + "\n(every worker of the run has been stopped)",
+                                rank=rank, pids=self.pids)
+
+    def stop(self) -> None:
+        """Kill every worker's session that is still running, and reap them all."""
+        for p in self.procs:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, signal.SIGKILL)
+        for p in self.procs:
+            p.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        for path in self.dir.iterdir():
+            path.unlink()
+        self.dir.rmdir()
+
+
+# ---- the comparison -----------------------------------------------------------------------------
+@dataclass
+class CaseResult:
+    """One model trained data-parallel and in one process: the largest difference over every
+    weight and batch-norm statistic after the last step (`worst`: its key; `param_diff`: over
+    the trainable parameters only), the weights' scale,
+    the global batch's loss before each step in both runs, and how far the replicas ended apart
+    (rank 0 against the others; batch-norm statistics differ unless synchronized)."""
+
+    name: str
+    family: str
+    sync_bn: bool
+    batchnorm: bool
+    weight_diff: float
+    param_diff: float
+    scale: float
+    worst: str
+    replica_diff: float
+    loss_single: list[float]
+    loss_parallel: list[float]
+
+    @property
+    def bound(self) -> float:
+        return bound(self.scale, ATOL)
+
+    @property
+    def loss_diff(self) -> float:
+        return max((abs(a - b) for a, b in zip(self.loss_single, self.loss_parallel)), default=0.0)
+
+    @property
+    def ok(self) -> bool:
+        """Within the parity bound (weights, and each step's loss)."""
+        return (self.weight_diff <= self.bound
+                and all(abs(a - b) <= bound(abs(a)) for a, b in
+                        zip(self.loss_single, self.loss_parallel)))
+
+    @property
+    def expected_equal(self) -> bool:
+        """Whether one process's result is promised: always, except for unsynchronized BN."""
+        return self.sync_bn or not self.batchnorm
+
+
+@dataclass
+class DataParallelReport:
+    """What `data_parallel_parity` measured; `.ok` is the verdict (every case expected to equal
+    one process does), `str()` the table."""
+
+    engine: str
+    world: int
+    steps: int
+    batch: int
+    dtype: str
+    optimizer: str
+    cases: list[CaseResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.cases) and all(c.ok for c in self.cases if c.expected_equal)
+
+    def case(self, name: str, *, sync_bn: bool = True) -> CaseResult:
+        return next(c for c in self.cases if c.name == name and c.sync_bn == sync_bn)
+
+    def __str__(self) -> str:
+        lines = [f"{self.engine}, {self.world} workers x {self.batch // self.world} examples vs "
+                 f"one process x {self.batch}, {self.steps} steps of {self.optimizer}, "
+                 f"{self.dtype}: {'OK' if self.ok else 'FAIL'} ({self.seconds:.1f} s)",
+                 f"  {'model':<14} {'BN':<9} {'max|dw|':>9} {'bound':>9} {'params':>9} "
+                 f"{'max|dloss|':>10} {'replicas':>9}  worst"]
+        for c in self.cases:
+            bn = ("sync" if c.sync_bn else "per-rank") if c.batchnorm else "-"
+            flag = "" if c.ok else ("  x" if c.expected_equal else "  (measured)")
+            lines.append(f"  {c.name:<14} {bn:<9} {c.weight_diff:>9.1e} {c.bound:>9.1e} "
+                         f"{c.param_diff:>9.1e} {c.loss_diff:>10.1e} {c.replica_diff:>9.1e}  "
+                         f"{c.worst}{flag}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"engine": self.engine, "world": self.world, "steps": self.steps,
+                "batch": self.batch, "dtype": self.dtype, "optimizer": self.optimizer,
+                "ok": self.ok, "seconds": round(self.seconds, 3),
+                "cases": [{"name": c.name, "family": c.family, "sync_bn": c.sync_bn,
+                           "batchnorm": c.batchnorm, "weight_diff": c.weight_diff,
+                           "param_diff": c.param_diff,
+                           "scale": c.scale, "bound": c.bound, "worst": c.worst,
+                           "replica_diff": c.replica_diff, "loss_single": c.loss_single,
+                           "loss_parallel": c.loss_parallel, "ok": c.ok} for c in self.cases]}
+
+
+def _positive(name: str, value: object, minimum: int = 1) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise SpecError(name, value, f"must be an integer >= {minimum}")
+    return value
+
+
+def _diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, str]:
+    """max |a - b| over the keys of `a` (every key must be in `b`) and the key where it is."""
+    diffs = {k: float(np.max(np.abs(a[k].astype(np.float64) - b[k]), initial=0.0)) for k in a}
+    worst = max(diffs, key=diffs.__getitem__)
+    return diffs[worst], worst
+
+
+def make_job(models: Sequence[str | Spec], *, world: int, steps: int, batch: int,
+             optimizer: Any, sync_bn: bool | Sequence[bool], seed: int, dtype: str,
+             timeout: float) -> tuple[dict[str, Any], list[tuple[str, Spec]]]:
+    """The workers' job (JSON-ready) after checking every argument, and each case's (name,
+    spec). Cases: every model once per value of `sync_bn`."""
+    _positive("world", world, 2)
+    _positive("steps", steps)
+    _positive("batch", batch)
+    if batch % world:
+        raise SpecError("batch", batch, f"must be a multiple of world={world}: each worker takes "
+                        "batch / world examples, and only equal shards make the mean of the "
+                        "workers' mean losses the global batch's mean")
+    if dtype not in ("float64", "float32"):
+        raise SpecError("dtype", dtype, "one of float64, float32")
+    if not isinstance(timeout, int | float) or not timeout > 0:
+        raise SpecError("timeout", timeout, "must be a number of seconds > 0")
+    modes = (sync_bn,) if isinstance(sync_bn, bool) else tuple(sync_bn)
+    if not modes or not all(isinstance(m, bool) for m in modes):
+        raise SpecError("sync_bn", sync_bn, "must be True, False or a tuple of them")
+    if isinstance(models, str | Spec) or not models:
+        raise SpecError("models", models, "must be a non-empty list of model names or specs")
+    opt = optimizer_spec(optimizer)
+    named = [(m if isinstance(m, str) else m.family, deterministic(resolve(m))) for m in models]
+    cases, labels = [], []
+    for mode in modes:
+        for name, spec in named:
+            cases.append({"spec": spec.to_dict(), "loss": loss_spec(None, spec).to_dict(),
+                          "sync_bn": mode, "label": name})
+            labels.append((name, spec))
+    job = {"cases": cases, "optimizer": opt.to_dict(), "steps": steps, "batch": batch,
+           "seed": seed, "dtype": dtype, "timeout": timeout}
+    return job, labels
+
+
+@contextlib.contextmanager
+def _workers(engine: str, job: dict[str, Any], world: int, port: int | None,
+             timeout: float, **kwargs: Any) -> Iterator[Workers]:
+    port = free_port() if port is None else check_port(port)
+    with Workers(ENGINES[engine], job, world=world, port=port, timeout=timeout, **kwargs) as w:
+        yield w
+
+
+def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch", world: int = 2,
+                         steps: int = 3, batch: int = 4, optimizer: Any = "sgd",
+                         sync_bn: bool | Sequence[bool] = True, seed: int = 0,
+                         dtype: str = "float64", port: int | None = None,
+                         timeout: float = 300.0, _crash_rank: int | None = None,
+                         ) -> DataParallelReport:
+    """Train every model `steps` steps on global batches of `batch` both in one process and
+    data-parallel over `world` workers (one launch for all of them), from the same seeded
+    weights on the same seeded batches, stochastic layers off; report the differences.
+
+    backend "torch": `DistributedDataParallel` over gloo, CPU processes. `sync_bn`: batch norm
+    synchronized across the workers (True), per worker (False), or a tuple of both to measure
+    each. `port`: the rendezvous port (None: a free one). `optimizer` as in `train_parity`.
+    """
+    if backend not in ENGINES:
+        raise SpecError("backend", backend, f"one of {', '.join(ENGINES)}")
+    job, labels = make_job(models, world=world, steps=steps, batch=batch, optimizer=optimizer,
+                           sync_bn=sync_bn, seed=seed, dtype=dtype, timeout=timeout)
+    if _crash_rank is not None:
+        job["crash_rank"] = _crash_rank
+    from nnzoo.torch_impl import distributed as engine
+
+    start = time.perf_counter()
+    report = DataParallelReport("PyTorch DDP (gloo)", world, steps, batch, dtype,
+                                optimizer_spec(optimizer).kind)
+    with _workers(backend, job, world, port, timeout) as workers:
+        singles = {}  # the one-process runs, while the workers start
+        for case in job["cases"]:
+            key = json.dumps(case["spec"], sort_keys=True)
+            if key not in singles:
+                singles[key] = engine.train_case(case, job)
+        outputs = [engine.load(path, len(job["cases"])) for path in workers.wait()]
+    for i, (case, (name, spec)) in enumerate(zip(job["cases"], labels)):
+        single = singles[json.dumps(case["spec"], sort_keys=True)]
+        ranks = [out[i] for out in outputs]
+        diff, worst = _diff(single["state"], ranks[0]["state"])
+        params = _diff({k: single["state"][k] for k in single["params"]}, ranks[0]["state"])[0]
+        replica = max((_diff(ranks[0]["state"], r["state"])[0] for r in ranks[1:]), default=0.0)
+        scale = max(float(np.max(np.abs(v), initial=0.0)) for v in single["state"].values())
+        report.cases.append(CaseResult(name, spec.family, case["sync_bn"],
+                                       single["batchnorm"], diff, params, scale, worst, replica,
+                                       single["losses"], ranks[0]["losses"]))
+    report.seconds = time.perf_counter() - start
+    return report

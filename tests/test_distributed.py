@@ -1,0 +1,108 @@
+"""Data-parallel training: the frameworks' own engines give one process's result.
+
+PyTorch: every family's smallest model (shrunk as in test_training), float64, 3 steps of
+SGD-momentum on global batches of 4, `DistributedDataParallel` over gloo in 2 CPU processes
+against one process -- all families in one launch, with batch norm synchronized and per worker.
+A launch that cannot start its workers, or loses one, raises `DistributedError` and leaves no
+process behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+
+import pytest
+
+from conftest import smallest_per_family
+from nnzoo.distributed import Workers, data_parallel_parity
+from nnzoo.errors import DistributedError, SpecError
+from test_training import tiny
+
+SPECS = [tiny(name) for name in smallest_per_family()]
+BN_FAMILIES = {"resnet", "unet"}
+
+
+def _gone(pids: tuple[int, ...]) -> None:
+    """Neither the workers nor anything in their sessions is left."""
+    assert pids
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
+
+
+def test_ddp_matches_one_process_for_every_family() -> None:
+    """With synchronized batch norm every family ends within the parity bound of one process (and
+    the replicas agree); with batch norm per worker, the BN families measurably do not."""
+    report = data_parallel_parity(SPECS, sync_bn=(True, False))
+    print(report)  # the measured differences, with `pytest -s`
+    assert report.ok, str(report)
+    assert {c.family for c in report.cases} == {s.family for s in SPECS}
+    assert {c.family for c in report.cases if c.batchnorm} == BN_FAMILIES
+    for c in report.cases:
+        assert len(c.loss_parallel) == 3 and c.loss_single[0] != c.loss_single[-1]  # it trained
+        if c.expected_equal:
+            assert c.ok and c.replica_diff <= c.bound, c
+        else:  # per-worker statistics: trainable weights and running statistics both move apart
+            assert c.param_diff > 1e-4 and c.weight_diff > 1e-3 and c.replica_diff > 1e-3, c
+
+
+def test_sync_batchnorm_is_batchnorm_outside_a_process_group() -> None:
+    import torch
+
+    from nnzoo.torch_impl.distributed import SyncBatchNorm, synchronize_batchnorm
+
+    plain = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4, momentum=0.3))
+    plain[1].running_mean.fill_(0.5)
+    synced = synchronize_batchnorm(copy.deepcopy(plain))
+    assert isinstance(synced[1], SyncBatchNorm) and synced[1].momentum == 0.3
+    assert list(synced.state_dict()) == list(plain.state_dict())
+    x = torch.randn(2, 3, 6, 6)
+    for mode in (True, False):
+        plain.train(mode), synced.train(mode)
+        torch.testing.assert_close(synced(x), plain(x))
+
+
+def test_a_port_in_use_is_refused_before_any_worker_starts() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(DistributedError, match=f"port {port} .* is in use"):
+            data_parallel_parity(SPECS[:1], port=port)
+
+
+def test_a_port_taken_after_the_check_fails_clearly_and_leaves_nothing() -> None:
+    """The race the check cannot close: the rendezvous port is taken when rank 0 binds it."""
+    from nnzoo.distributed import make_job
+
+    job, _ = make_job(SPECS[:1], world=2, steps=1, batch=2, optimizer="sgd", sync_bn=True,
+                      seed=0, dtype="float64", timeout=60)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with Workers("nnzoo.torch_impl.distributed", job, world=2, port=port,
+                     timeout=60) as workers, pytest.raises(DistributedError) as info:
+            workers.wait()
+    assert f"port {port}" in str(info.value) and "in use" in str(info.value)
+    assert info.value.rank == 0
+    _gone(info.value.pids)
+
+
+def test_a_crashing_worker_fails_clearly_and_leaves_nothing() -> None:
+    with pytest.raises(DistributedError, match="worker rank 1 of 2 .* exited with status 3") as info:
+        data_parallel_parity(SPECS[:1], _crash_rank=1, timeout=60)
+    assert info.value.rank == 1
+    _gone(info.value.pids)
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"batch": 5}, "batch"), ({"world": 1}, "world"), ({"steps": 0}, "steps"),
+    ({"backend": "tensorflow"}, "backend"), ({"port": 70000}, "port"),
+    ({"sync_bn": "yes"}, "sync_bn"), ({"dtype": "float16"}, "dtype"),
+])
+def test_bad_arguments_are_named_before_any_worker_starts(kwargs: dict, field: str) -> None:
+    with pytest.raises(SpecError, match=field):
+        data_parallel_parity(SPECS[:1], **kwargs)
