@@ -121,6 +121,7 @@ from nnzoo.probes import (  # noqa: E402  (next to the entries they prove)
     probe_bn_variance,
     probe_ce_logits,
     probe_conv_padding,
+    probe_data_parallel_bn,
     probe_data_layout,
     probe_default_init,
     probe_flatten_order,
@@ -340,6 +341,22 @@ REGISTRY: tuple[Difference, ...] = (
         "LossSpec.reduction has one value, 'mean', which means the same in both",
         ("LossSpec.reduction",), _training, probe_mse_sum,
         "relative |loss difference| with reduction 'sum', 8 x 4 outputs", defaults_agree=True),
+    Difference(
+        "data_parallel_bn", "Batch-norm statistics per replica unless synchronized",
+        "DistributedDataParallel: each process normalises with its own slice's statistics, and "
+        "broadcasts rank 0's running statistics, unless the model is converted to SyncBatchNorm "
+        "(CUDA only)",
+        "tf.distribute: per replica unless BatchNormalization(synchronized=True); "
+        "keras.distribution on JAX: one program over the global batch",
+        "Data-parallel training on B/N examples per replica is one process's training on B only "
+        "where every layer sees the whole batch. Batch norm's mean and variance then come from "
+        "a slice: the normalisation, the gradients and the running statistics all change, and "
+        "the replicas' statistics part ways.",
+        "nnzoo.torch_impl.distributed.synchronize_batchnorm: a CPU-capable synchronized batch "
+        "norm (an autograd-aware all-reduce of the per-channel sums)",
+        (), _training, probe_data_parallel_bn,
+        "after 3 float64 SGD steps of a small ResNet on global batches of 4, 2 DDP processes "
+        "(gloo) against one process, max |weight or running-statistic difference|"),
 )
 
 BY_ID = {d.id: d for d in REGISTRY}

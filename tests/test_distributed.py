@@ -14,11 +14,11 @@ import os
 import socket
 
 import pytest
+from test_training import tiny
 
 from conftest import smallest_per_family
 from nnzoo.distributed import Workers, data_parallel_parity
 from nnzoo.errors import DistributedError, SpecError
-from test_training import tiny
 
 SPECS = [tiny(name) for name in smallest_per_family()]
 BN_FAMILIES = {"resnet", "unet"}
