@@ -32,14 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from nnzoo.errors import DistributedError, SpecError
+from nnzoo.errors import DistributedError, NnzooError, SpecError
 from nnzoo.parity import ATOL, bound
 from nnzoo.registry import resolve
 from nnzoo.specs.base import Spec
 from nnzoo.specs.training import deterministic, loss_spec, optimizer_spec
 
 HOST = "127.0.0.1"
-ENGINES = {"torch": "nnzoo.torch_impl.distributed"}
+ENGINES = {"torch": "nnzoo.torch_impl.distributed", "keras": "nnzoo.keras_impl.distributed"}
 
 
 # ---- ports and workers --------------------------------------------------------------------------
@@ -165,6 +165,39 @@ class Workers:
         self.dir.rmdir()
 
 
+# ---- what the workers return ----
+def save_results(path: Path, results: list[dict[str, Any]]) -> None:
+    """Each case's final state dict, its losses, its parameters' keys, whether it has batch norm
+    and (where given) over how many devices its batches were split, in one .npz."""
+    arrays = {f"{i}/{k}": v for i, r in enumerate(results) for k, v in r["state"].items()}
+    for i, r in enumerate(results):
+        arrays[f"{i}/__losses__"] = np.asarray(r["losses"], dtype=np.float64)
+        arrays[f"{i}/__params__"] = np.asarray(r.get("params", []), dtype=str)
+        arrays[f"{i}/__batchnorm__"] = np.asarray(bool(r.get("batchnorm")))
+        if "split" in r:
+            arrays[f"{i}/__split__"] = np.asarray(r["split"])
+    np.savez(path, **arrays)
+
+
+def load_results(path: Path, n: int) -> list[dict[str, Any]]:
+    """What `save_results` wrote: `n` cases."""
+    out: list[dict[str, Any]] = [{"state": {}, "losses": []} for _ in range(n)]
+    with np.load(path) as data:
+        for key in data.files:
+            i, _, name = key.partition("/")
+            if name == "__losses__":
+                out[int(i)]["losses"] = [float(v) for v in data[key]]
+            elif name == "__split__":
+                out[int(i)]["split"] = int(data[key])
+            elif name == "__params__":
+                out[int(i)]["params"] = [str(k) for k in data[key]]
+            elif name == "__batchnorm__":
+                out[int(i)]["batchnorm"] = bool(data[key])
+            else:
+                out[int(i)]["state"][name] = data[key]
+    return out
+
+
 # ---- the comparison -----------------------------------------------------------------------------
 @dataclass
 class CaseResult:
@@ -174,6 +207,7 @@ class CaseResult:
     the global batch's loss before each step in both runs, and how far the replicas ended apart
     (rank 0 against the others; batch-norm statistics differ unless synchronized)."""
 
+    compared: str
     name: str
     family: str
     sync_bn: bool
@@ -225,28 +259,38 @@ class DataParallelReport:
     def ok(self) -> bool:
         return bool(self.cases) and all(c.ok for c in self.cases if c.expected_equal)
 
-    def case(self, name: str, *, sync_bn: bool = True) -> CaseResult:
-        return next(c for c in self.cases if c.name == name and c.sync_bn == sync_bn)
+    def case(self, name: str, *, sync_bn: bool = True, compared: str = "") -> CaseResult:
+        """The case of model `name` (its family, for a spec) whose comparison starts with
+        `compared`."""
+        return next(c for c in self.cases if c.name == name and c.sync_bn == sync_bn
+                    and c.compared.startswith(compared))
 
     def __str__(self) -> str:
         lines = [f"{self.engine}, {self.world} workers x {self.batch // self.world} examples vs "
                  f"one process x {self.batch}, {self.steps} steps of {self.optimizer}, "
                  f"{self.dtype}: {'OK' if self.ok else 'FAIL'} ({self.seconds:.1f} s)",
-                 f"  {'model':<14} {'BN':<9} {'max|dw|':>9} {'bound':>9} {'params':>9} "
+                 f"    {'model':<12} {'BN':<9} {'max|dw|':>9} {'bound':>9} {'params':>9} "
                  f"{'max|dloss|':>10} {'replicas':>9}  worst"]
-        for c in self.cases:
-            bn = ("sync" if c.sync_bn else "per-rank") if c.batchnorm else "-"
-            flag = "" if c.ok else ("  x" if c.expected_equal else "  (measured)")
-            lines.append(f"  {c.name:<14} {bn:<9} {c.weight_diff:>9.1e} {c.bound:>9.1e} "
-                         f"{c.param_diff:>9.1e} {c.loss_diff:>10.1e} {c.replica_diff:>9.1e}  "
-                         f"{c.worst}{flag}")
+        for compared in dict.fromkeys(c.compared for c in self.cases):
+            lines.append(f"  {compared}:")
+            lines += [self._row(c) for c in self.cases if c.compared == compared]
         return "\n".join(lines)
+
+    @staticmethod
+    def _row(c: CaseResult) -> str:
+        bn = ("sync" if c.sync_bn else "per-rank") if c.batchnorm else "-"
+        if c.batchnorm and c.compared.startswith(KERAS_DP):
+            bn = "global"  # one program over the global batch
+        flag = "" if c.ok else ("  x" if c.expected_equal else "  (measured)")
+        return (f"    {c.name:<12} {bn:<9} {c.weight_diff:>9.1e} {c.bound:>9.1e} "
+                f"{c.param_diff:>9.1e} {c.loss_diff:>10.1e} {c.replica_diff:>9.1e}  "
+                f"{c.worst}{flag}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"engine": self.engine, "world": self.world, "steps": self.steps,
                 "batch": self.batch, "dtype": self.dtype, "optimizer": self.optimizer,
                 "ok": self.ok, "seconds": round(self.seconds, 3),
-                "cases": [{"name": c.name, "family": c.family, "sync_bn": c.sync_bn,
+                "cases": [{"compared": c.compared, "name": c.name, "family": c.family, "sync_bn": c.sync_bn,
                            "batchnorm": c.batchnorm, "weight_diff": c.weight_diff,
                            "param_diff": c.param_diff,
                            "scale": c.scale, "bound": c.bound, "worst": c.worst,
@@ -261,8 +305,13 @@ def _positive(name: str, value: object, minimum: int = 1) -> int:
 
 
 def _diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, str]:
-    """max |a - b| over the keys of `a` (every key must be in `b`) and the key where it is."""
-    diffs = {k: float(np.max(np.abs(a[k].astype(np.float64) - b[k]), initial=0.0)) for k in a}
+    """max |a - b| over the keys of `a` and the key where it is. Every key must be in `b` but
+    batch norm's step counter, which Keras does not keep."""
+    missing = [k for k in a if k not in b and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise NnzooError(f"the runs' weights differ in their keys: {missing[:5]} missing")
+    diffs = {k: float(np.max(np.abs(a[k].astype(np.float64) - b[k]), initial=0.0))
+             for k in a if k in b}
     worst = max(diffs, key=diffs.__getitem__)
     return diffs[worst], worst
 
@@ -296,7 +345,7 @@ def make_job(models: Sequence[str | Spec], *, world: int, steps: int, batch: int
             cases.append({"spec": spec.to_dict(), "loss": loss_spec(None, spec).to_dict(),
                           "sync_bn": mode, "label": name})
             labels.append((name, spec))
-    job = {"cases": cases, "optimizer": opt.to_dict(), "steps": steps, "batch": batch,
+    job = {"cases": cases, "optimizer": opt.to_dict(), "steps": steps, "batch": batch, "world": world,
            "seed": seed, "dtype": dtype, "timeout": timeout}
     return job, labels
 
@@ -309,6 +358,29 @@ def _workers(engine: str, job: dict[str, Any], world: int, port: int | None,
         yield w
 
 
+def jax_devices_env(devices: int) -> dict[str, str]:
+    """The environment of a Keras process on JAX with `devices` host CPU devices (XLA reads the
+    flag once, when JAX starts: hence a process of its own)."""
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+             if not f.startswith("--xla_force_host_platform_device_count")]
+    return {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+            "XLA_FLAGS": " ".join([*flags, f"--xla_force_host_platform_device_count={devices}"])}
+
+
+def _compare(compared: str, name: str, spec: Spec, sync_bn: bool, reference: dict[str, Any],
+             runs: list[dict[str, Any]]) -> CaseResult:
+    """`runs[0]` against `reference`; the other runs (replicas) against `runs[0]`."""
+    diff, worst = _diff(reference["state"], runs[0]["state"])
+    params = _diff({k: reference["state"][k] for k in reference["params"]}, runs[0]["state"])[0]
+    replica = max((_diff(runs[0]["state"], r["state"])[0] for r in runs[1:]), default=0.0)
+    scale = max(float(np.max(np.abs(v), initial=0.0)) for v in reference["state"].values())
+    return CaseResult(compared, name, spec.family, sync_bn, reference["batchnorm"], diff, params,
+                      scale, worst, replica, reference["losses"], runs[0]["losses"])
+
+
+TORCH_DDP, KERAS_DP = "PyTorch DDP", "Keras DataParallel (JAX)"
+
+
 def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch", world: int = 2,
                          steps: int = 3, batch: int = 4, optimizer: Any = "sgd",
                          sync_bn: bool | Sequence[bool] = True, seed: int = 0,
@@ -319,37 +391,60 @@ def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch"
     data-parallel over `world` workers (one launch for all of them), from the same seeded
     weights on the same seeded batches, stochastic layers off; report the differences.
 
-    backend "torch": `DistributedDataParallel` over gloo, CPU processes. `sync_bn`: batch norm
-    synchronized across the workers (True), per worker (False), or a tuple of both to measure
-    each. `port`: the rendezvous port (None: a free one). `optimizer` as in `train_parity`.
+    backend "torch": `DistributedDataParallel` over gloo in `world` CPU processes against one
+    process. "keras": `keras.distribution.DataParallel` over `world` host devices, in a JAX
+    process of its own, against one device (from the seeded PyTorch build's weights). "both":
+    the two launches at once, and the PyTorch DDP run against the Keras data-parallel run too.
+    `sync_bn` (PyTorch): batch norm synchronized across the workers (True), per worker (False),
+    or a tuple of both to measure each; on JAX the statistics are always the global batch's.
+    `port`: PyTorch's rendezvous port (None: a free one). `optimizer` as in `train_parity`.
     """
-    if backend not in ENGINES:
-        raise SpecError("backend", backend, f"one of {', '.join(ENGINES)}")
+    if backend not in ("torch", "keras", "both"):
+        raise SpecError("backend", backend, "one of 'torch', 'keras', 'both'")
     job, labels = make_job(models, world=world, steps=steps, batch=batch, optimizer=optimizer,
                            sync_bn=sync_bn, seed=seed, dtype=dtype, timeout=timeout)
     if _crash_rank is not None:
         job["crash_rank"] = _crash_rank
-    from nnzoo.torch_impl import distributed as engine
-
+    on_torch, on_keras = backend in ("torch", "both"), backend in ("keras", "both")
+    keras_cases = [i for i, c in enumerate(job["cases"]) if c["sync_bn"]] if on_keras else []
+    if on_keras and not keras_cases:
+        raise SpecError("sync_bn", sync_bn, "must include True for the Keras run (on JAX the "
+                        "statistics are always the global batch's)")
+    keras_job = {**job, "cases": [job["cases"][i] for i in keras_cases]}
     start = time.perf_counter()
-    report = DataParallelReport("PyTorch DDP (gloo)", world, steps, batch, dtype,
+    engines = [e for e, on in ((TORCH_DDP + " (gloo)", on_torch), (KERAS_DP, on_keras)) if on]
+    report = DataParallelReport(" and ".join(engines), world, steps, batch, dtype,
                                 optimizer_spec(optimizer).kind)
-    with _workers(backend, job, world, port, timeout) as workers:
-        singles = {}  # the one-process runs, while the workers start
-        for case in job["cases"]:
-            key = json.dumps(case["spec"], sort_keys=True)
-            if key not in singles:
-                singles[key] = engine.train_case(case, job)
-        outputs = [engine.load(path, len(job["cases"])) for path in workers.wait()]
+    singles: dict[str, dict[str, Any]] = {}
+    with contextlib.ExitStack() as stack:
+        if on_keras:  # first: the JAX process takes longest
+            keras_w = stack.enter_context(Workers(
+                ENGINES["keras"], keras_job, world=1, port=0, timeout=timeout,
+                env=jax_devices_env(world)))
+        if on_torch:
+            from nnzoo.torch_impl.distributed import train_case
+
+            torch_w = stack.enter_context(_workers("torch", job, world, port, timeout))
+            for case in job["cases"]:  # the one-process runs, while the workers start
+                key = json.dumps(case["spec"], sort_keys=True)
+                if key not in singles:
+                    singles[key] = train_case(case, job)
+            torch_out = [load_results(p, len(job["cases"])) for p in torch_w.wait()]
+        if on_keras:
+            keras_out = load_results(keras_w.wait()[0], 2 * len(keras_cases))
     for i, (case, (name, spec)) in enumerate(zip(job["cases"], labels)):
-        single = singles[json.dumps(case["spec"], sort_keys=True)]
-        ranks = [out[i] for out in outputs]
-        diff, worst = _diff(single["state"], ranks[0]["state"])
-        params = _diff({k: single["state"][k] for k in single["params"]}, ranks[0]["state"])[0]
-        replica = max((_diff(ranks[0]["state"], r["state"])[0] for r in ranks[1:]), default=0.0)
-        scale = max(float(np.max(np.abs(v), initial=0.0)) for v in single["state"].values())
-        report.cases.append(CaseResult(name, spec.family, case["sync_bn"],
-                                       single["batchnorm"], diff, params, scale, worst, replica,
-                                       single["losses"], ranks[0]["losses"]))
+        if on_torch:
+            single = singles[json.dumps(case["spec"], sort_keys=True)]
+            report.cases.append(_compare(f"{TORCH_DDP} vs one process", name, spec,
+                                         case["sync_bn"], single, [out[i] for out in torch_out]))
+        if i in keras_cases:
+            j = keras_cases.index(i)
+            parallel, one = keras_out[j], keras_out[j + len(keras_cases)]
+            report.cases.append(_compare(f"{KERAS_DP} vs one device", name, spec, True, one,
+                                         [parallel]))
+            if on_torch:
+                report.cases.append(_compare(f"{TORCH_DDP} vs {KERAS_DP}", name, spec, True,
+                                             {**one, "state": torch_out[0][i]["state"],
+                                              "losses": torch_out[0][i]["losses"]}, [parallel]))
     report.seconds = time.perf_counter() - start
     return report

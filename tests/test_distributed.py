@@ -48,6 +48,31 @@ def test_ddp_matches_one_process_for_every_family() -> None:
             assert c.param_diff > 1e-4 and c.weight_diff > 1e-3 and c.replica_diff > 1e-3, c
 
 
+#: The JAX data-parallel case compiles every model's step twice (sharded and not): 5-20 s per
+#: family (measured, busy 2-core machine), so it takes a family without and one with batch norm;
+#: NNZOO_EVERY_FAMILY=1 takes all (measured: every family within 2.3e-16 of one device).
+JAX_FAMILIES = ("mlp", "resnet")
+
+
+def test_keras_data_parallel_on_jax_matches_one_device_and_pytorch_ddp() -> None:
+    """Keras `DataParallel` over 2 host devices (a JAX process of its own) against one device,
+    and against PyTorch DDP from the same weights on the same batches: all within the bound. On
+    JAX batch norm needs no synchronizing: the program is one, over the global batch."""
+    pytest.importorskip("jax")
+    every = os.environ.get("NNZOO_EVERY_FAMILY") == "1"
+    specs = [s for s in SPECS if every or s.family in JAX_FAMILIES]
+    report = data_parallel_parity(specs, backend="both")
+    print(report)
+    assert report.ok, str(report)
+    kinds = ("PyTorch DDP vs one process", "Keras DataParallel (JAX) vs one device",
+             "PyTorch DDP vs Keras DataParallel (JAX)")
+    for spec in specs:
+        for kind in kinds:
+            c = report.case(spec.family, compared=kind)
+            assert c.ok and c.loss_single[0] != c.loss_single[-1], c
+    assert any(c.batchnorm for c in report.cases)
+
+
 def test_sync_batchnorm_is_batchnorm_outside_a_process_group() -> None:
     import torch
 

@@ -29,6 +29,7 @@ from torch.distributed.nn.functional import all_reduce
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from nnzoo import backends
+from nnzoo.distributed import save_results
 from nnzoo.registry import spec_from_dict
 from nnzoo.specs.training import LossSpec, optimizer_spec, synthetic_batch
 from nnzoo.torch_impl.training import Trainer
@@ -128,25 +129,6 @@ def train_case(case: dict[str, Any], job: dict[str, Any], *, rank: int = 0, worl
             "batchnorm": any(isinstance(m, _BatchNorm) for m in model.modules())}
 
 
-def _save(path: Path, results: list[dict[str, Any]]) -> None:
-    arrays = {f"{i}/{k}": v for i, r in enumerate(results) for k, v in r["state"].items()}
-    arrays.update({f"{i}/__losses__": np.asarray(r["losses"]) for i, r in enumerate(results)})
-    np.savez(path, **arrays)
-
-
-def load(path: Path, n: int) -> list[dict[str, Any]]:
-    """What `_save` wrote: `n` cases' states and losses."""
-    with np.load(path) as data:
-        out = [{"state": {}, "losses": []} for _ in range(n)]
-        for key in data.files:
-            i, _, name = key.partition("/")
-            if name == "__losses__":
-                out[int(i)]["losses"] = [float(v) for v in data[key]]
-            else:
-                out[int(i)]["state"][name] = data[key]
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     """One worker: join the process group, train every case of the job, write
     OUTDIR/rank{RANK}.npz (rank 0 prints progress when the job asks). Any failure is written to
@@ -172,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(train_case(case, job, rank=rank, world=world, say=say))
             done[key] = results[-1]
         dist.barrier()
-        _save(out / f"rank{rank}.npz", results)
+        save_results(out / f"rank{rank}.npz", results)
         return 0
     except BaseException:
         (out / f"rank{rank}.error").write_text(traceback.format_exc())
