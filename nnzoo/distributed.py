@@ -448,3 +448,79 @@ def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch"
                                               "losses": torch_out[0][i]["losses"]}, [parallel]))
     report.seconds = time.perf_counter() - start
     return report
+
+
+# ---- a training run -----------------------------------------------------------------------------
+@dataclass
+class TrainRun:
+    """What `train_data_parallel` did: the engine, the global batch's loss before each step, and
+    the final weights (PyTorch keys and layouts; rank 0's)."""
+
+    name: str
+    engine: str
+    world: int
+    losses: list[float]
+    state: dict[str, np.ndarray] = field(repr=False)
+    seconds: float
+
+
+def engine_for(backend: str) -> str:
+    """The data-parallel engine `backend` runs on here, or a `SpecError` naming what would."""
+    from nnzoo import backends
+
+    if backend == "torch":
+        return TORCH_DDP + " (gloo)"
+    if backend != "keras":
+        raise SpecError("backend", backend, "one of 'torch', 'keras'")
+    active = backends.keras_backend()
+    if active != "jax":
+        raise SpecError("backend", f"keras/{active}", "keras/jax: Keras's data-parallel API "
+                        "(keras.distribution) runs on JAX; set KERAS_BACKEND=jax")
+    return KERAS_DP
+
+
+def training_job(name_or_spec: str | Spec, *, world: int, steps: int = 10, batch: int = 8,
+                 optimizer: Any = "sgd", seed: int = 0, dtype: str = "float32",
+                 timeout: float = 3600.0, progress: bool = True,
+                 **overrides: Any) -> dict[str, Any]:
+    """The workers' job for training one model data-parallel (checked; JSON-ready): what
+    `train_data_parallel` hands its workers, and what `torchrun ... -m
+    nnzoo.torch_impl.distributed JOB.json OUTDIR` reads on each machine of a larger run."""
+    spec = resolve(name_or_spec, **overrides)
+    job, _ = make_job([spec], world=world, steps=steps, batch=batch, optimizer=optimizer,
+                      sync_bn=True, seed=seed, dtype=dtype, timeout=timeout)
+    job.update(progress=progress, parallel_only=True)
+    job["cases"][0]["label"] = name_or_spec if isinstance(name_or_spec, str) else spec.family
+    return job
+
+
+def train_data_parallel(name_or_spec: str | Spec, *, backend: str = "torch", world: int = 2,
+                        steps: int = 10, batch: int = 8, optimizer: Any = "sgd", seed: int = 0,
+                        dtype: str = "float32", port: int | None = None,
+                        timeout: float = 3600.0, progress: bool = True,
+                        **overrides: Any) -> TrainRun:
+    """Train one model data-parallel with the framework's own engine, on one machine: PyTorch
+    DDP over gloo in `world` processes (synchronized batch norm), or Keras's DataParallel over
+    `world` host devices of a JAX process; seeded synthetic batches of `batch` examples (each
+    worker takes batch / world). Rank 0 alone prints each step's loss (`progress`), after a
+    line saying what runs."""
+    engine = engine_for(backend)
+    job = training_job(name_or_spec, world=world, steps=steps, batch=batch, optimizer=optimizer,
+                       seed=seed, dtype=dtype, timeout=timeout, progress=progress, **overrides)
+    name = job["cases"][0]["label"]
+    if port is not None:
+        check_port(port)
+    if progress:
+        print(f"training {name} data-parallel: {engine}, {world} workers x {batch // world} "
+              f"examples, {steps} steps of {optimizer_spec(optimizer).kind} ({dtype})")
+    start = time.perf_counter()
+    sys.stdout.flush()  # ours before the workers' lines
+    if backend == "torch":
+        with _workers("torch", job, world, port, timeout, show_rank0=progress) as w:
+            result = load_results(w.wait()[0], 1)[0]
+    else:
+        with Workers(ENGINES["keras"], job, world=1, port=0, timeout=timeout,
+                     env=jax_devices_env(world), show_rank0=progress) as w:
+            result = load_results(w.wait()[0], 1)[0]
+    return TrainRun(name, engine, world, result["losses"], result["state"],
+                    time.perf_counter() - start)

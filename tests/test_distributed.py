@@ -131,3 +131,27 @@ def test_a_crashing_worker_fails_clearly_and_leaves_nothing() -> None:
 def test_bad_arguments_are_named_before_any_worker_starts(kwargs: dict, field: str) -> None:
     with pytest.raises(SpecError, match=field):
         data_parallel_parity(SPECS[:1], **kwargs)
+
+
+def test_cli_trains_data_parallel_with_progress_from_rank_0_only(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    from nnzoo.cli import main
+
+    status = main(["train", "mlp_small", "hidden_sizes=[8]", "--backend", "torch",
+                   "--data-parallel", "2", "--steps", "2", "--batch", "4"])
+    out = capfd.readouterr().out
+    assert status == 0, out
+    assert "PyTorch DDP (gloo), 2 workers x 2 examples, 2 steps" in out
+    steps = [line for line in out.splitlines() if ": step " in line]
+    assert [line.split("  ")[0] for line in steps] == ["mlp_small: step 1/2", "mlp_small: step 2/2"]
+    assert "done in" in out
+
+
+def test_cli_refuses_keras_data_parallel_off_jax(capfd: pytest.CaptureFixture[str]) -> None:
+    from nnzoo.backends import keras_backend
+    from nnzoo.cli import main
+
+    if keras_backend() == "jax":
+        pytest.skip("on JAX Keras's data-parallel API runs")
+    assert main(["train", "mlp_small", "--backend", "keras", "--data-parallel", "2"]) == 2
+    assert "KERAS_BACKEND=jax" in capfd.readouterr().err
