@@ -35,11 +35,12 @@ import numpy as np
 from nnzoo.errors import DistributedError, NnzooError, SpecError
 from nnzoo.parity import ATOL, bound
 from nnzoo.registry import resolve
+from nnzoo.runtime import load_results
 from nnzoo.specs.base import Spec
 from nnzoo.specs.training import deterministic, loss_spec, optimizer_spec
 
 HOST = "127.0.0.1"
-ENGINES = {"torch": "nnzoo.torch_impl.distributed", "keras": "nnzoo.keras_impl.distributed"}
+ENGINES = {"torch": "nnzoo.torch_impl.distributed", "keras": "nnzoo.keras_worker"}
 
 
 # ---- ports and workers --------------------------------------------------------------------------
@@ -163,39 +164,6 @@ class Workers:
         for path in self.dir.iterdir():
             path.unlink()
         self.dir.rmdir()
-
-
-# ---- what the workers return ----
-def save_results(path: Path, results: list[dict[str, Any]]) -> None:
-    """Each case's final state dict, its losses, its parameters' keys, whether it has batch norm
-    and (where given) over how many devices its batches were split, in one .npz."""
-    arrays = {f"{i}/{k}": v for i, r in enumerate(results) for k, v in r["state"].items()}
-    for i, r in enumerate(results):
-        arrays[f"{i}/__losses__"] = np.asarray(r["losses"], dtype=np.float64)
-        arrays[f"{i}/__params__"] = np.asarray(r.get("params", []), dtype=str)
-        arrays[f"{i}/__batchnorm__"] = np.asarray(bool(r.get("batchnorm")))
-        if "split" in r:
-            arrays[f"{i}/__split__"] = np.asarray(r["split"])
-    np.savez(path, **arrays)
-
-
-def load_results(path: Path, n: int) -> list[dict[str, Any]]:
-    """What `save_results` wrote: `n` cases."""
-    out: list[dict[str, Any]] = [{"state": {}, "losses": []} for _ in range(n)]
-    with np.load(path) as data:
-        for key in data.files:
-            i, _, name = key.partition("/")
-            if name == "__losses__":
-                out[int(i)]["losses"] = [float(v) for v in data[key]]
-            elif name == "__split__":
-                out[int(i)]["split"] = int(data[key])
-            elif name == "__params__":
-                out[int(i)]["params"] = [str(k) for k in data[key]]
-            elif name == "__batchnorm__":
-                out[int(i)]["batchnorm"] = bool(data[key])
-            else:
-                out[int(i)]["state"][name] = data[key]
-    return out
 
 
 # ---- the comparison -----------------------------------------------------------------------------

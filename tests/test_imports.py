@@ -25,7 +25,7 @@ LAYERS: dict[str, int] = {
     "nnzoo.torch_impl": 4, "nnzoo.keras_impl": 4,
     "nnzoo.tracing": 5,
     "nnzoo.safetensors_io": 6, "nnzoo.conversion": 6,
-    "nnzoo.parity": 7, "nnzoo.training": 7,
+    "nnzoo.parity": 7, "nnzoo.training": 7, "nnzoo.distributed": 7, "nnzoo.keras_worker": 7,
     "nnzoo.costs": 8, "nnzoo.explain": 8, "nnzoo.differences": 8, "nnzoo.probes": 8,
     "nnzoo.diagram": 8, "nnzoo.report": 8, "nnzoo.fast": 8, "nnzoo.exporting": 8,
     "nnzoo.references": 8,

@@ -29,8 +29,8 @@ from torch.distributed.nn.functional import all_reduce
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from nnzoo import backends
-from nnzoo.distributed import save_results
 from nnzoo.registry import spec_from_dict
+from nnzoo.runtime import save_results
 from nnzoo.specs.training import LossSpec, optimizer_spec, synthetic_batch
 from nnzoo.torch_impl.training import Trainer
 
