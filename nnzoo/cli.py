@@ -383,11 +383,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_parity)
 
     p = sub.add_parser("train", help="train a model data-parallel with the framework's own "
-                       "engine (PyTorch DDP; Keras DataParallel on JAX)")
+                       "engine (PyTorch DDP; Keras DataParallel on JAX, MirroredStrategy on TF)")
     model_arguments(p)
     p.add_argument("--backend", required=True, choices=("torch", "keras"))
     p.add_argument("--data-parallel", type=int, required=True, metavar="N",
-                   help="workers: PyTorch processes, or JAX host devices (N >= 2)")
+                   help="workers: PyTorch processes, JAX host devices or TF logical CPUs (N >= 2)")
     p.add_argument("--steps", type=int, default=10, help="updates (default 10)")
     p.add_argument("--batch", type=int, default=8,
                    help="the global batch, split evenly over the workers (default 8)")

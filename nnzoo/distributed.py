@@ -346,49 +346,66 @@ def _compare(compared: str, name: str, spec: Spec, sync_bn: bool, reference: dic
                       scale, worst, replica, reference["losses"], runs[0]["losses"])
 
 
-TORCH_DDP, KERAS_DP = "PyTorch DDP", "Keras DataParallel (JAX)"
+TORCH_DDP = "PyTorch DDP"
+#: Keras's data-parallel engine per Keras backend it runs on here
+KERAS_ENGINES = {"jax": "Keras DataParallel (JAX)", "tensorflow": "Keras MirroredStrategy (TF)"}
+KERAS_DP = KERAS_ENGINES["jax"]
+
+
+def keras_env(keras_backend: str, devices: int) -> dict[str, str]:
+    """The environment of a Keras worker on `keras_backend` with `devices` devices."""
+    if keras_backend == "jax":
+        return jax_devices_env(devices)
+    return {"KERAS_BACKEND": keras_backend}
 
 
 def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch", world: int = 2,
                          steps: int = 3, batch: int = 4, optimizer: Any = "sgd",
                          sync_bn: bool | Sequence[bool] = True, seed: int = 0,
                          dtype: str = "float64", port: int | None = None,
-                         timeout: float = 300.0, _crash_rank: int | None = None,
-                         ) -> DataParallelReport:
+                         timeout: float = 300.0, keras_backend: str = "jax",
+                         _crash_rank: int | None = None) -> DataParallelReport:
     """Train every model `steps` steps on global batches of `batch` both in one process and
     data-parallel over `world` workers (one launch for all of them), from the same seeded
     weights on the same seeded batches, stochastic layers off; report the differences.
 
     backend "torch": `DistributedDataParallel` over gloo in `world` CPU processes against one
-    process. "keras": `keras.distribution.DataParallel` over `world` host devices, in a JAX
-    process of its own, against one device (from the seeded PyTorch build's weights). "both":
-    the two launches at once, and the PyTorch DDP run against the Keras data-parallel run too.
-    `sync_bn` (PyTorch): batch norm synchronized across the workers (True), per worker (False),
-    or a tuple of both to measure each; on JAX the statistics are always the global batch's.
+    process. "keras": in a Keras process of its own on `keras_backend`, against one device
+    (from the seeded PyTorch build's weights): on "jax", `keras.distribution.DataParallel` over
+    `world` host devices; on "tensorflow", `tf.distribute.MirroredStrategy` over `world` logical
+    CPU devices. "both": the PyTorch and the Keras launch at once, and the PyTorch DDP run
+    against the Keras data-parallel run too. `sync_bn`: batch norm synchronized across the
+    workers (True: nnzoo's SyncBatchNorm on PyTorch, Keras's `synchronized=True` on TF), per
+    worker (False), or a tuple of both to measure each; on JAX the statistics are always the
+    global batch's (its cases run once, synchronized).
     `port`: PyTorch's rendezvous port (None: a free one). `optimizer` as in `train_parity`.
     """
     if backend not in ("torch", "keras", "both"):
         raise SpecError("backend", backend, "one of 'torch', 'keras', 'both'")
+    if keras_backend not in KERAS_ENGINES:
+        raise SpecError("keras_backend", keras_backend, f"one of {', '.join(KERAS_ENGINES)}")
+    keras_engine = KERAS_ENGINES[keras_backend]
     job, labels = make_job(models, world=world, steps=steps, batch=batch, optimizer=optimizer,
                            sync_bn=sync_bn, seed=seed, dtype=dtype, timeout=timeout)
     if _crash_rank is not None:
         job["crash_rank"] = _crash_rank
     on_torch, on_keras = backend in ("torch", "both"), backend in ("keras", "both")
-    keras_cases = [i for i, c in enumerate(job["cases"]) if c["sync_bn"]] if on_keras else []
+    keras_cases = [i for i, c in enumerate(job["cases"])
+                   if on_keras and (c["sync_bn"] or keras_backend != "jax")]
     if on_keras and not keras_cases:
         raise SpecError("sync_bn", sync_bn, "must include True for the Keras run (on JAX the "
                         "statistics are always the global batch's)")
     keras_job = {**job, "cases": [job["cases"][i] for i in keras_cases]}
     start = time.perf_counter()
-    engines = [e for e, on in ((TORCH_DDP + " (gloo)", on_torch), (KERAS_DP, on_keras)) if on]
+    engines = [e for e, on in ((TORCH_DDP + " (gloo)", on_torch), (keras_engine, on_keras)) if on]
     report = DataParallelReport(" and ".join(engines), world, steps, batch, dtype,
                                 optimizer_spec(optimizer).kind)
     singles: dict[str, dict[str, Any]] = {}
     with contextlib.ExitStack() as stack:
-        if on_keras:  # first: the JAX process takes longest
+        if on_keras:  # first: the Keras process takes longest
             keras_w = stack.enter_context(Workers(
                 ENGINES["keras"], keras_job, world=1, port=0, timeout=timeout,
-                env=jax_devices_env(world)))
+                env=keras_env(keras_backend, world)))
         if on_torch:
             from nnzoo.torch_impl.distributed import train_case
 
@@ -408,10 +425,11 @@ def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch"
         if i in keras_cases:
             j = keras_cases.index(i)
             parallel, one = keras_out[j], keras_out[j + len(keras_cases)]
-            report.cases.append(_compare(f"{KERAS_DP} vs one device", name, spec, True, one,
-                                         [parallel]))
+            report.cases.append(_compare(f"{keras_engine} vs one device", name, spec,
+                                         case["sync_bn"], one, [parallel]))
             if on_torch:
-                report.cases.append(_compare(f"{TORCH_DDP} vs {KERAS_DP}", name, spec, True,
+                report.cases.append(_compare(f"{TORCH_DDP} vs {keras_engine}", name, spec,
+                                             case["sync_bn"],
                                              {**one, "state": torch_out[0][i]["state"],
                                               "losses": torch_out[0][i]["losses"]}, [parallel]))
     report.seconds = time.perf_counter() - start
@@ -441,10 +459,11 @@ def engine_for(backend: str) -> str:
     if backend != "keras":
         raise SpecError("backend", backend, "one of 'torch', 'keras'")
     active = backends.keras_backend()
-    if active != "jax":
-        raise SpecError("backend", f"keras/{active}", "keras/jax: Keras's data-parallel API "
-                        "(keras.distribution) runs on JAX; set KERAS_BACKEND=jax")
-    return KERAS_DP
+    if active not in KERAS_ENGINES:
+        raise SpecError("backend", f"keras/{active}", "keras/jax (keras.distribution) or "
+                        "keras/tensorflow (tf.distribute): Keras has no data-parallel engine on "
+                        "its PyTorch backend; set KERAS_BACKEND=jax or tensorflow")
+    return KERAS_ENGINES[active]
 
 
 def training_job(name_or_spec: str | Spec, *, world: int, steps: int = 10, batch: int = 8,
@@ -468,8 +487,9 @@ def train_data_parallel(name_or_spec: str | Spec, *, backend: str = "torch", wor
                         timeout: float = 3600.0, progress: bool = True,
                         **overrides: Any) -> TrainRun:
     """Train one model data-parallel with the framework's own engine, on one machine: PyTorch
-    DDP over gloo in `world` processes (synchronized batch norm), or Keras's DataParallel over
-    `world` host devices of a JAX process; seeded synthetic batches of `batch` examples (each
+    DDP over gloo in `world` processes, or Keras on the active Keras backend -- DataParallel
+    over `world` host devices of a JAX process, MirroredStrategy over `world` logical CPU
+    devices on TensorFlow -- batch norm synchronized; seeded synthetic batches of `batch` examples (each
     worker takes batch / world). Rank 0 alone prints each step's loss (`progress`), after a
     line saying what runs."""
     engine = engine_for(backend)
@@ -487,8 +507,10 @@ def train_data_parallel(name_or_spec: str | Spec, *, backend: str = "torch", wor
         with _workers("torch", job, world, port, timeout, show_rank0=progress) as w:
             result = load_results(w.wait()[0], 1)[0]
     else:
+        from nnzoo import backends
+
         with Workers(ENGINES["keras"], job, world=1, port=0, timeout=timeout,
-                     env=jax_devices_env(world), show_rank0=progress) as w:
+                     env=keras_env(backends.keras_backend(), world), show_rank0=progress) as w:
             result = load_results(w.wait()[0], 1)[0]
     return TrainRun(name, engine, world, result["losses"], result["state"],
                     time.perf_counter() - start)

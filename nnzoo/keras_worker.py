@@ -34,7 +34,8 @@ def train_case(case: dict[str, Any], job: dict[str, Any], distribution: Any = No
     norm."""
     from nnzoo import backends
     from nnzoo.conversion import state_dict, transfer_weights
-    from nnzoo.keras_impl.distributed import ShardedTrainer
+    from nnzoo.keras_impl.distributed import MirroredTrainer, ShardedTrainer
+    from nnzoo.keras_impl.distributed import synchronize_batchnorm as sync_bn
     from nnzoo.keras_impl.training import Trainer
     from nnzoo.registry import spec_from_dict
     from nnzoo.specs.training import LossSpec, optimizer_spec, synthetic_batch
@@ -49,9 +50,17 @@ def train_case(case: dict[str, Any], job: dict[str, Any], distribution: Any = No
     with backends.float64_scope() if dtype == "float64" else contextlib.nullcontext(), scope:
         model = backends.build_native(spec, "keras", seed=seed, dtype=dtype)
         transfer_weights(source, model)
-        trainer = (Trainer(model, opt, loss, steps=steps) if distribution is None
-                   else ShardedTrainer(distribution, model, opt, loss, steps=steps))
-        split = 1 if distribution is None else trainer.split(x[:batch], y[:batch])
+        mirrored = distribution is not None and not hasattr(distribution, "get_data_layout")
+        if distribution is None:
+            trainer = Trainer(model, opt, loss, steps=steps)
+        elif mirrored:  # tf.distribute: each replica its slice; statistics per replica unless
+            if case["sync_bn"]:
+                sync_bn(model)
+            trainer = MirroredTrainer(distribution, model, opt, loss, steps=steps)
+        else:
+            trainer = ShardedTrainer(distribution, model, opt, loss, steps=steps)
+        split = (1 if distribution is None else distribution.num_replicas_in_sync if mirrored
+                 else trainer.split(x[:batch], y[:batch]))
         if distribution is not None and split != job["world"]:
             raise NnzooError(f"the batch was split over {split} device(s), not {job['world']}: "
                              "the run would not be data-parallel")
@@ -71,14 +80,26 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(out_dir)
     try:
         job = json.loads(Path(job_path).read_text())
-        from nnzoo.keras_impl.distributed import data_parallel
+        from nnzoo import backends
+        from nnzoo.keras_impl.distributed import data_parallel, mirrored
         from nnzoo.runtime import save_results
 
-        distribution = data_parallel(job["world"])
+        engine = data_parallel if backends.keras_backend() == "jax" else mirrored
+        distribution = engine(job["world"])
         say = (lambda line: print(line, flush=True)) if job.get("progress") else None
-        results = [train_case(case, job, distribution, say) for case in job["cases"]]
-        if not job.get("parallel_only"):
-            results += [train_case(case, job) for case in job["cases"]]
+        parallel: dict[str, dict[str, Any]] = {}  # without batch norm, sync_bn changes nothing
+        single: dict[str, dict[str, Any]] = {}  # and on one device, never
+        results = []
+        for case in job["cases"]:
+            key = json.dumps(case["spec"], sort_keys=True)
+            if key not in parallel or parallel[key]["batchnorm"]:
+                parallel[key] = train_case(case, job, distribution, say)
+            results.append(parallel[key])
+        for case in [] if job.get("parallel_only") else job["cases"]:
+            key = json.dumps(case["spec"], sort_keys=True)
+            if key not in single:
+                single[key] = train_case(case, job)
+            results.append(single[key])
         save_results(out / "rank0.npz", results)
         return 0
     except BaseException:

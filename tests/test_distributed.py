@@ -73,6 +73,27 @@ def test_keras_data_parallel_on_jax_matches_one_device_and_pytorch_ddp() -> None
     assert any(c.batchnorm for c in report.cases)
 
 
+def test_keras_mirrored_strategy_on_tensorflow_matches_one_device() -> None:
+    """`tf.distribute.MirroredStrategy` over 2 logical CPU devices (a TensorFlow process of its
+    own): within the bound of one device with Keras's synchronized batch norm; per replica, the
+    BN family measurably not."""
+    pytest.importorskip("tensorflow")
+    every = os.environ.get("NNZOO_EVERY_FAMILY") == "1"
+    specs = [s for s in SPECS if every or s.family in JAX_FAMILIES]
+    report = data_parallel_parity(specs, backend="keras", keras_backend="tensorflow",
+                                  sync_bn=(True, False))
+    print(report)
+    assert report.ok, str(report)
+    assert {c.compared for c in report.cases} == {"Keras MirroredStrategy (TF) vs one device"}
+    for c in report.cases:
+        assert c.loss_single[0] != c.loss_single[-1], c
+        if c.expected_equal:
+            assert c.ok, c
+        else:
+            assert c.param_diff > 1e-4 and c.weight_diff > 1e-3, c
+    assert any(not c.expected_equal for c in report.cases)
+
+
 def test_sync_batchnorm_is_batchnorm_outside_a_process_group() -> None:
     import torch
 
@@ -127,6 +148,8 @@ def test_a_crashing_worker_fails_clearly_and_leaves_nothing() -> None:
     ({"batch": 5}, "batch"), ({"world": 1}, "world"), ({"steps": 0}, "steps"),
     ({"backend": "tensorflow"}, "backend"), ({"port": 70000}, "port"),
     ({"sync_bn": "yes"}, "sync_bn"), ({"dtype": "float16"}, "dtype"),
+    ({"backend": "keras", "keras_backend": "torch"}, "keras_backend"),
+    ({"backend": "keras", "sync_bn": False}, "sync_bn"),
 ])
 def test_bad_arguments_are_named_before_any_worker_starts(kwargs: dict, field: str) -> None:
     with pytest.raises(SpecError, match=field):
@@ -147,11 +170,13 @@ def test_cli_trains_data_parallel_with_progress_from_rank_0_only(
     assert "done in" in out
 
 
-def test_cli_refuses_keras_data_parallel_off_jax(capfd: pytest.CaptureFixture[str]) -> None:
-    from nnzoo.backends import keras_backend
-    from nnzoo.cli import main
+def test_cli_refuses_keras_data_parallel_on_keras_torch() -> None:
+    """Keras has no data-parallel engine on its PyTorch backend (checked in a fresh process)."""
+    import subprocess
+    import sys
 
-    if keras_backend() == "jax":
-        pytest.skip("on JAX Keras's data-parallel API runs")
-    assert main(["train", "mlp_small", "--backend", "keras", "--data-parallel", "2"]) == 2
-    assert "KERAS_BACKEND=jax" in capfd.readouterr().err
+    proc = subprocess.run([sys.executable, "-m", "nnzoo", "train", "mlp_small", "--backend",
+                           "keras", "--data-parallel", "2"], capture_output=True, text=True,
+                          env={**os.environ, "KERAS_BACKEND": "torch"}, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "no data-parallel engine on its PyTorch backend" in proc.stderr
