@@ -286,9 +286,14 @@ def _diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, st
 
 def make_job(models: Sequence[str | Spec], *, world: int, steps: int, batch: int,
              optimizer: Any, sync_bn: bool | Sequence[bool], seed: int, dtype: str,
-             timeout: float) -> tuple[dict[str, Any], list[tuple[str, Spec]]]:
+             timeout: float, torch_engines: Sequence[str] = ("ddp",),
+             ) -> tuple[dict[str, Any], list[tuple[str, Spec]]]:
     """The workers' job (JSON-ready) after checking every argument, and each case's (name,
-    spec). Cases: every model once per value of `sync_bn`."""
+    spec). Cases: every model once per PyTorch engine ("ddp", "fsdp") and value of `sync_bn`."""
+    if (isinstance(torch_engines, str) or not torch_engines
+            or not set(torch_engines) <= set(TORCH_ENGINES)):
+        raise SpecError("torch_engines", torch_engines,
+                        f"a non-empty tuple of {', '.join(map(repr, TORCH_ENGINES))}")
     _positive("world", world, 2)
     _positive("steps", steps)
     _positive("batch", batch)
@@ -308,11 +313,12 @@ def make_job(models: Sequence[str | Spec], *, world: int, steps: int, batch: int
     opt = optimizer_spec(optimizer)
     named = [(m if isinstance(m, str) else m.family, deterministic(resolve(m))) for m in models]
     cases, labels = [], []
-    for mode in modes:
-        for name, spec in named:
-            cases.append({"spec": spec.to_dict(), "loss": loss_spec(None, spec).to_dict(),
-                          "sync_bn": mode, "label": name})
-            labels.append((name, spec))
+    for engine in dict.fromkeys(torch_engines):
+        for mode in modes:
+            for name, spec in named:
+                cases.append({"spec": spec.to_dict(), "loss": loss_spec(None, spec).to_dict(),
+                              "sync_bn": mode, "label": name, "engine": engine})
+                labels.append((name, spec))
     job = {"cases": cases, "optimizer": opt.to_dict(), "steps": steps, "batch": batch, "world": world,
            "seed": seed, "dtype": dtype, "timeout": timeout}
     return job, labels
@@ -347,6 +353,8 @@ def _compare(compared: str, name: str, spec: Spec, sync_bn: bool, reference: dic
 
 
 TORCH_DDP = "PyTorch DDP"
+#: PyTorch's engines -> their names in the report
+TORCH_ENGINES = {"ddp": TORCH_DDP, "fsdp": "PyTorch FSDP"}
 #: Keras's data-parallel engine per Keras backend it runs on here
 KERAS_ENGINES = {"jax": "Keras DataParallel (JAX)", "tensorflow": "Keras MirroredStrategy (TF)"}
 KERAS_DP = KERAS_ENGINES["jax"]
@@ -364,6 +372,7 @@ def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch"
                          sync_bn: bool | Sequence[bool] = True, seed: int = 0,
                          dtype: str = "float64", port: int | None = None,
                          timeout: float = 300.0, keras_backend: str = "jax",
+                         torch_engines: Sequence[str] = ("ddp",),
                          _crash_rank: int | None = None) -> DataParallelReport:
     """Train every model `steps` steps on global batches of `batch` both in one process and
     data-parallel over `world` workers (one launch for all of them), from the same seeded
@@ -377,7 +386,9 @@ def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch"
     against the Keras data-parallel run too. `sync_bn`: batch norm synchronized across the
     workers (True: nnzoo's SyncBatchNorm on PyTorch, Keras's `synchronized=True` on TF), per
     worker (False), or a tuple of both to measure each; on JAX the statistics are always the
-    global batch's (its cases run once, synchronized).
+    global batch's (its cases run once, synchronized). `torch_engines`: ("ddp",), or with
+    "fsdp" FSDP's `fully_shard` too (parameters sharded across the processes), in the same
+    launch; the Keras run is compared with DDP.
     `port`: PyTorch's rendezvous port (None: a free one). `optimizer` as in `train_parity`.
     """
     if backend not in ("torch", "keras", "both"):
@@ -386,18 +397,21 @@ def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch"
         raise SpecError("keras_backend", keras_backend, f"one of {', '.join(KERAS_ENGINES)}")
     keras_engine = KERAS_ENGINES[keras_backend]
     job, labels = make_job(models, world=world, steps=steps, batch=batch, optimizer=optimizer,
-                           sync_bn=sync_bn, seed=seed, dtype=dtype, timeout=timeout)
+                           sync_bn=sync_bn, seed=seed, dtype=dtype, timeout=timeout,
+                           torch_engines=torch_engines)
     if _crash_rank is not None:
         job["crash_rank"] = _crash_rank
     on_torch, on_keras = backend in ("torch", "both"), backend in ("keras", "both")
-    keras_cases = [i for i, c in enumerate(job["cases"])
-                   if on_keras and (c["sync_bn"] or keras_backend != "jax")]
+    first = job["cases"][0]["engine"]  # Keras runs each model and mode once
+    keras_cases = [i for i, c in enumerate(job["cases"]) if on_keras and c["engine"] == first
+                   and (c["sync_bn"] or keras_backend != "jax")]
     if on_keras and not keras_cases:
         raise SpecError("sync_bn", sync_bn, "must include True for the Keras run (on JAX the "
                         "statistics are always the global batch's)")
     keras_job = {**job, "cases": [job["cases"][i] for i in keras_cases]}
     start = time.perf_counter()
-    engines = [e for e, on in ((TORCH_DDP + " (gloo)", on_torch), (keras_engine, on_keras)) if on]
+    torch_names = " and ".join(TORCH_ENGINES[e] for e in dict.fromkeys(torch_engines))
+    engines = [e for e, on in ((torch_names + " (gloo)", on_torch), (keras_engine, on_keras)) if on]
     report = DataParallelReport(" and ".join(engines), world, steps, batch, dtype,
                                 optimizer_spec(optimizer).kind)
     singles: dict[str, dict[str, Any]] = {}
@@ -420,7 +434,8 @@ def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch"
     for i, (case, (name, spec)) in enumerate(zip(job["cases"], labels)):
         if on_torch:
             single = singles[json.dumps(case["spec"], sort_keys=True)]
-            report.cases.append(_compare(f"{TORCH_DDP} vs one process", name, spec,
+            report.cases.append(_compare(f"{TORCH_ENGINES[case['engine']]} vs one process",
+                                         name, spec,
                                          case["sync_bn"], single, [out[i] for out in torch_out]))
         if i in keras_cases:
             j = keras_cases.index(i)
@@ -428,7 +443,7 @@ def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch"
             report.cases.append(_compare(f"{keras_engine} vs one device", name, spec,
                                          case["sync_bn"], one, [parallel]))
             if on_torch:
-                report.cases.append(_compare(f"{TORCH_DDP} vs {keras_engine}", name, spec,
+                report.cases.append(_compare(f"{TORCH_ENGINES[first]} vs {keras_engine}", name, spec,
                                              case["sync_bn"],
                                              {**one, "state": torch_out[0][i]["state"],
                                               "losses": torch_out[0][i]["losses"]}, [parallel]))

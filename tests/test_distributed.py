@@ -32,13 +32,17 @@ def _gone(pids: tuple[int, ...]) -> None:
             os.killpg(pid, 0)
 
 
-def test_ddp_matches_one_process_for_every_family() -> None:
-    """With synchronized batch norm every family ends within the parity bound of one process (and
-    the replicas agree); with batch norm per worker, the BN families measurably do not."""
-    report = data_parallel_parity(SPECS, sync_bn=(True, False))
+def test_ddp_and_fsdp_match_one_process_for_every_family() -> None:
+    """DDP and FSDP's `fully_shard`: with synchronized batch norm every family ends within the
+    parity bound of one process (and the replicas agree); with batch norm per worker, the BN
+    families measurably do not."""
+    report = data_parallel_parity(SPECS, sync_bn=(True, False), torch_engines=("ddp", "fsdp"))
     print(report)  # the measured differences, with `pytest -s`
     assert report.ok, str(report)
     assert {c.family for c in report.cases} == {s.family for s in SPECS}
+    assert {c.compared for c in report.cases} == {"PyTorch DDP vs one process",
+                                                  "PyTorch FSDP vs one process"}
+    assert len(report.cases) == 4 * len(SPECS)
     assert {c.family for c in report.cases if c.batchnorm} == BN_FAMILIES
     for c in report.cases:
         assert len(c.loss_parallel) == 3 and c.loss_single[0] != c.loss_single[-1]  # it trained
@@ -149,7 +153,7 @@ def test_a_crashing_worker_fails_clearly_and_leaves_nothing() -> None:
     ({"backend": "tensorflow"}, "backend"), ({"port": 70000}, "port"),
     ({"sync_bn": "yes"}, "sync_bn"), ({"dtype": "float16"}, "dtype"),
     ({"backend": "keras", "keras_backend": "torch"}, "keras_backend"),
-    ({"backend": "keras", "sync_bn": False}, "sync_bn"),
+    ({"backend": "keras", "sync_bn": False}, "sync_bn"), ({"torch_engines": "ddp"}, "torch_engines"),
 ])
 def test_bad_arguments_are_named_before_any_worker_starts(kwargs: dict, field: str) -> None:
     with pytest.raises(SpecError, match=field):

@@ -1,5 +1,5 @@
-"""Data-parallel training of a PyTorch build: `DistributedDataParallel` over gloo, one process per
-rank, each training on its own slice of every global batch with nnzoo's `Trainer`.
+"""Data-parallel training of a PyTorch build: `DistributedDataParallel` (or FSDP's `fully_shard`)
+over gloo, one process per rank, each training on its own slice of every global batch with nnzoo's `Trainer`.
 
 A worker is `python -m nnzoo.torch_impl.distributed JOB.json OUTDIR`, configured by torchrun's
 environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), so `torchrun` can start it unchanged,
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.nn.functional import all_reduce
+from torch.distributed import _functional_collectives as funcol
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from nnzoo import backends
@@ -33,6 +33,12 @@ from nnzoo.registry import spec_from_dict
 from nnzoo.runtime import save_results
 from nnzoo.specs.training import LossSpec, optimizer_spec, synthetic_batch
 from nnzoo.torch_impl.training import Trainer
+
+
+def _all_reduce(t: torch.Tensor) -> torch.Tensor:
+    """The sum over every rank, differentiable: its gradient is the sum of the ranks' gradients
+    (the functional collective; `torch.distributed.nn.functional.all_reduce` is deprecated)."""
+    return funcol.all_reduce(t, "sum", dist.group.WORLD)
 
 
 class SyncBatchNorm(_BatchNorm):
@@ -55,9 +61,9 @@ class SyncBatchNorm(_BatchNorm):
         count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype)
         dist.all_reduce(count)  # elements per channel over every rank (not differentiated)
         n = float(count.item())
-        mean = all_reduce(x.sum(dims)) / n
+        mean = _all_reduce(x.sum(dims)) / n
         centred = x - mean.view(shape)
-        var = all_reduce((centred * centred).sum(dims)) / n
+        var = _all_reduce((centred * centred).sum(dims)) / n
         out = centred * torch.rsqrt(var + self.eps).view(shape)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)
@@ -88,14 +94,20 @@ def synchronize_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """A tensor whole: an FSDP shard (a DTensor) gathered from every rank."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
 def _cast(a: np.ndarray, dtype: str) -> np.ndarray:
     return a.astype(dtype) if a.dtype.kind == "f" else a
 
 
 def train_case(case: dict[str, Any], job: dict[str, Any], *, rank: int = 0, world: int = 1,
                say: Any = None) -> dict[str, Any]:
-    """Train one case of the job: with `world` > 1 under DDP as rank `rank` (inside an initialized
-    process group), on its slice of each global batch; with `world` 1 as one process on the
+    """Train one case of the job: with `world` > 1 under DDP, or FSDP's `fully_shard` when the
+    case's engine is "fsdp", as rank `rank` (inside an initialized process group), on its slice
+    of each global batch; with `world` 1 as one process on the
     whole batch (the reference). Returns the final state dict (numpy), the global batch's loss
     before each step, the parameters' keys, and whether the model has batch norm."""
     spec = spec_from_dict(case["spec"])
@@ -104,9 +116,13 @@ def train_case(case: dict[str, Any], job: dict[str, Any], *, rank: int = 0, worl
     steps, batch, seed, dtype = job["steps"], job["batch"], job["seed"], job["dtype"]
     model = backends.build_native(spec, "torch", seed=seed, dtype=dtype)
     net: nn.Module = model
-    if world > 1:
-        if case["sync_bn"]:
-            synchronize_batchnorm(model)
+    if world > 1 and case["sync_bn"]:
+        synchronize_batchnorm(model)
+    if world > 1 and case.get("engine", "ddp") == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        fully_shard(model)  # parameters sharded across the ranks, gathered for each step
+    elif world > 1:
         net = nn.parallel.DistributedDataParallel(model)
         net.spec = spec  # what Trainer reads
     trainer = Trainer(net, opt, loss, steps=steps)
@@ -124,7 +140,7 @@ def train_case(case: dict[str, Any], job: dict[str, Any], *, rank: int = 0, worl
         losses.append(value)
         if say is not None:
             say(f"{case['label']}: step {k + 1}/{steps}  loss {value:.6f}")
-    state = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+    state = {k: _full(v).detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
     return {"state": state, "losses": losses, "params": [k for k, _ in model.named_parameters()],
             "batchnorm": any(isinstance(m, _BatchNorm) for m in model.modules())}
 
@@ -147,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         results: list[dict[str, Any]] = []
         done: dict[str, dict[str, Any]] = {}  # without batch norm, sync_bn changes nothing
         for case in job["cases"]:
-            key = json.dumps(case["spec"], sort_keys=True)
+            key = json.dumps([case["spec"], case.get("engine")], sort_keys=True)
             if key in done and not done[key]["batchnorm"]:
                 results.append(done[key])
                 continue
