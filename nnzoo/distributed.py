@@ -87,7 +87,7 @@ class Workers:
         root = str(Path(__file__).resolve().parents[1])  # this nnzoo, in every worker
         base = {**os.environ, "MASTER_ADDR": HOST, "MASTER_PORT": str(self.port),
                 "WORLD_SIZE": str(self.world), "LOCAL_WORLD_SIZE": str(self.world),
-                "OMP_NUM_THREADS": "1",
+                "OMP_NUM_THREADS": "1", "NNZOO_PARENT_PID": str(os.getpid()),
                 "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
                 **self.env}
         self.started = time.monotonic()

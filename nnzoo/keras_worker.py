@@ -78,6 +78,9 @@ def train_case(case: dict[str, Any], job: dict[str, Any], distribution: Any = No
 def main(argv: list[str] | None = None) -> int:
     job_path, out_dir = (argv if argv is not None else sys.argv[1:])[:2]
     out = Path(out_dir)
+    from nnzoo.runtime import exit_with_parent
+
+    exit_with_parent()
     try:
         job = json.loads(Path(job_path).read_text())
         from nnzoo import backends

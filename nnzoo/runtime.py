@@ -166,3 +166,23 @@ def load_results(path: Path, n: int) -> list[dict[str, Any]]:
             else:
                 out[int(i)]["state"][name] = data[key]
     return out
+
+
+def exit_with_parent(interval: float = 0.5) -> None:
+    """End this process as soon as the process that started it is gone (its parent changes): a
+    data-parallel worker must not outlive its launcher, even one killed with SIGKILL, which can
+    run no clean-up of its own. A daemon thread polls; the process exits with status 1. The
+    launcher's pid comes from NNZOO_PARENT_PID where it set it (a launcher killed while this
+    process was still starting would otherwise go unnoticed), else it is the parent now."""
+    import os
+    import threading
+    import time
+
+    parent = int(os.environ.get("NNZOO_PARENT_PID") or os.getppid())
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="nnzoo-exit-with-parent", daemon=True).start()

@@ -148,6 +148,35 @@ def test_a_crashing_worker_fails_clearly_and_leaves_nothing() -> None:
     _gone(info.value.pids)
 
 
+def test_a_worker_ends_when_its_launcher_is_killed() -> None:
+    """A launcher killed with SIGKILL cleans nothing up: its workers end on their own."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import os, subprocess, sys, time\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'from nnzoo.runtime import "
+            "exit_with_parent as e; import time; e(0.1); time.sleep(60)'], "
+            "env={**os.environ, 'NNZOO_PARENT_PID': str(os.getpid())})\n"
+            "print(child.pid, flush=True)\ntime.sleep(60)\n")
+    launcher = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    worker = int(launcher.stdout.readline())
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait()
+    launcher.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail("the worker outlived its launcher")
+
+
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"batch": 5}, "batch"), ({"world": 1}, "world"), ({"steps": 0}, "steps"),
     ({"backend": "tensorflow"}, "backend"), ({"port": 70000}, "port"),

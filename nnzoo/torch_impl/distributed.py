@@ -30,7 +30,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from nnzoo import backends
 from nnzoo.registry import spec_from_dict
-from nnzoo.runtime import save_results
+from nnzoo.runtime import exit_with_parent, save_results
 from nnzoo.specs.training import LossSpec, optimizer_spec, synthetic_batch
 from nnzoo.torch_impl.training import Trainer
 
@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     job_path, out_dir = (argv if argv is not None else sys.argv[1:])[:2]
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     out = Path(out_dir)
+    exit_with_parent()
     try:
         job = json.loads(Path(job_path).read_text())
         torch.set_num_threads(int(job.get("threads", 1)))
