@@ -286,10 +286,11 @@ def _diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, st
 
 def make_job(models: Sequence[str | Spec], *, world: int, steps: int, batch: int,
              optimizer: Any, sync_bn: bool | Sequence[bool], seed: int, dtype: str,
-             timeout: float, torch_engines: Sequence[str] = ("ddp",),
+             timeout: float, torch_engines: Sequence[str] = ("ddp",), stochastic: bool = False,
              ) -> tuple[dict[str, Any], list[tuple[str, Spec]]]:
     """The workers' job (JSON-ready) after checking every argument, and each case's (name,
-    spec). Cases: every model once per PyTorch engine ("ddp", "fsdp") and value of `sync_bn`."""
+    spec). Cases: every model once per PyTorch engine ("ddp", "fsdp") and value of `sync_bn`.
+    Stochastic layers are off (a comparison) unless `stochastic` (a training run)."""
     if (isinstance(torch_engines, str) or not torch_engines
             or not set(torch_engines) <= set(TORCH_ENGINES)):
         raise SpecError("torch_engines", torch_engines,
@@ -311,7 +312,8 @@ def make_job(models: Sequence[str | Spec], *, world: int, steps: int, batch: int
     if isinstance(models, str | Spec) or not models:
         raise SpecError("models", models, "must be a non-empty list of model names or specs")
     opt = optimizer_spec(optimizer)
-    named = [(m if isinstance(m, str) else m.family, deterministic(resolve(m))) for m in models]
+    named = [(m if isinstance(m, str) else m.family,
+              resolve(m) if stochastic else deterministic(resolve(m))) for m in models]
     cases, labels = [], []
     for engine in dict.fromkeys(torch_engines):
         for mode in modes:
@@ -490,7 +492,7 @@ def training_job(name_or_spec: str | Spec, *, world: int, steps: int = 10, batch
     nnzoo.torch_impl.distributed JOB.json OUTDIR` reads on each machine of a larger run."""
     spec = resolve(name_or_spec, **overrides)
     job, _ = make_job([spec], world=world, steps=steps, batch=batch, optimizer=optimizer,
-                      sync_bn=True, seed=seed, dtype=dtype, timeout=timeout)
+                      sync_bn=True, seed=seed, dtype=dtype, timeout=timeout, stochastic=True)
     job.update(progress=progress, parallel_only=True)
     job["cases"][0]["label"] = name_or_spec if isinstance(name_or_spec, str) else spec.family
     return job

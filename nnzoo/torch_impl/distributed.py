@@ -129,6 +129,8 @@ def train_case(case: dict[str, Any], job: dict[str, Any], *, rank: int = 0, worl
     x, y = synthetic_batch(spec, loss, batch * steps, seed)
     x, y = _cast(x, dtype), _cast(y, dtype)
     shard = batch // world
+    if world > 1:  # a worker's own process: dropout draws its own masks per rank, reproducibly
+        torch.manual_seed(seed + rank)
     losses = []
     for k in range(steps):
         lo = k * batch + rank * shard
