@@ -362,6 +362,24 @@ KERAS_ENGINES = {"jax": "Keras DataParallel (JAX)", "tensorflow": "Keras Mirrore
 KERAS_DP = KERAS_ENGINES["jax"]
 
 
+def _require_packages(backend: str, keras_backend: str | None = None) -> None:
+    """Refuse, before any worker starts, an engine whose packages are missing here: the workers
+    need torch (every Keras worker starts from the seeded PyTorch build), and Keras with its
+    backend's packages."""
+    from nnzoo import backends
+    from nnzoo.backends import BACKENDS, KERAS_BACKENDS
+    from nnzoo.errors import BackendNotInstalledError
+
+    wanted = [("torch", p, BACKENDS["torch"][1]) for p in BACKENDS["torch"][0]]
+    if keras_backend is not None:
+        wanted += [("keras", p, BACKENDS["keras"][1]) for p in BACKENDS["keras"][0]]
+        needs, extra = KERAS_BACKENDS[keras_backend]
+        wanted += [(f"keras/{keras_backend}", p, extra) for p in needs]
+    for name, package, extra in wanted:
+        if not backends._installed(package):
+            raise BackendNotInstalledError(name, package, extra)
+
+
 def keras_env(keras_backend: str, devices: int) -> dict[str, str]:
     """The environment of a Keras worker on `keras_backend` with `devices` devices."""
     if keras_backend == "jax":
@@ -398,6 +416,7 @@ def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch"
     if keras_backend not in KERAS_ENGINES:
         raise SpecError("keras_backend", keras_backend, f"one of {', '.join(KERAS_ENGINES)}")
     keras_engine = KERAS_ENGINES[keras_backend]
+    _require_packages(backend, keras_backend if backend != "torch" else None)
     job, labels = make_job(models, world=world, steps=steps, batch=batch, optimizer=optimizer,
                            sync_bn=sync_bn, seed=seed, dtype=dtype, timeout=timeout,
                            torch_engines=torch_engines)
@@ -512,6 +531,9 @@ def train_data_parallel(name_or_spec: str | Spec, *, backend: str = "torch", wor
     engine = engine_for(backend)
     job = training_job(name_or_spec, world=world, steps=steps, batch=batch, optimizer=optimizer,
                        seed=seed, dtype=dtype, timeout=timeout, progress=progress, **overrides)
+    from nnzoo import backends
+
+    _require_packages(backend, backends.keras_backend() if backend == "keras" else None)
     name = job["cases"][0]["label"]
     if port is not None:
         check_port(port)
@@ -524,8 +546,6 @@ def train_data_parallel(name_or_spec: str | Spec, *, backend: str = "torch", wor
         with _workers("torch", job, world, port, timeout, show_rank0=progress) as w:
             result = load_results(w.wait()[0], 1)[0]
     else:
-        from nnzoo import backends
-
         with Workers(ENGINES["keras"], job, world=1, port=0, timeout=timeout,
                      env=keras_env(backends.keras_backend(), world), show_rank0=progress) as w:
             result = load_results(w.wait()[0], 1)[0]

@@ -178,6 +178,17 @@ def test_a_worker_ends_when_its_launcher_is_killed() -> None:
     pytest.fail("the worker outlived its launcher")
 
 
+def test_a_missing_engine_package_is_named_before_any_worker_starts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnzoo import backends
+    from nnzoo.errors import BackendNotInstalledError
+
+    real = backends._installed
+    monkeypatch.setattr(backends, "_installed", lambda package: package != "jax" and real(package))
+    with pytest.raises(BackendNotInstalledError, match=r"nnzoo\[keras-jax\]"):
+        data_parallel_parity(SPECS[:1], backend="keras")
+
+
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"batch": 5}, "batch"), ({"world": 1}, "world"), ({"steps": 0}, "steps"),
     ({"backend": "tensorflow"}, "backend"), ({"port": 70000}, "port"),
