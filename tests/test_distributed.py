@@ -17,8 +17,9 @@ import pytest
 from test_training import tiny
 
 from conftest import smallest_per_family
-from nnzoo.distributed import Workers, data_parallel_parity
+from nnzoo.distributed import data_parallel_parity
 from nnzoo.errors import DistributedError, SpecError
+from nnzoo.launch import Workers
 
 SPECS = [tiny(name) for name in smallest_per_family()]
 BN_FAMILIES = {"resnet", "unet"}
