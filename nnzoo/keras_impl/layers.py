@@ -96,7 +96,6 @@ class Pad2D(layers.Layer):
         return {**super().get_config(), "padding": self.padding, "value": self.value}
 
 
-@serializable
 def _replicas_in_sync() -> int:
     """The replicas a synchronized batch norm reduces over: `synchronized=True` is TensorFlow's
     (`tf.distribute`); outside a strategy, 1."""
@@ -106,6 +105,7 @@ def _replicas_in_sync() -> int:
     return ctx.num_replicas_in_sync if ctx is not None else 1
 
 
+@serializable
 class BatchNorm(layers.BatchNormalization):
     """BatchNormalization that computes in its own dtype and updates its moving variance with the
     *unbiased* batch variance, as PyTorch does.
