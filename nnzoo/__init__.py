@@ -14,9 +14,11 @@ from typing import Any
 
 from nnzoo import conversion, costs, errors, guard
 from nnzoo.backends import available_backends, keras_backend, use_keras_backend
+from nnzoo.distributed import DataParallelReport, data_parallel_parity, train_data_parallel
 from nnzoo.errors import (
     BackendError,
     BackendNotInstalledError,
+    DistributedError,
     ExportCheckError,
     ExportFormatError,
     InputDtypeError,
@@ -43,14 +45,15 @@ from nnzoo.training import GradientReport, TrainResult, gradient_parity, train_p
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendError", "BackendNotInstalledError", "ExportCheckError", "ExportFormatError",
-    "GradientReport", "InputDtypeError", "InputError", "InputShapeError", "KerasBackendError",
-    "LabelError", "MemoryGuardError", "NnzooError", "NotAModelError", "OptimizeError",
-    "ParamCount", "ParityReport", "Spec", "SpecError", "TrainResult", "UnknownFieldError",
-    "UnknownModelError", "WeightTransferError", "available_backends", "build", "check_parity",
-    "convert", "count_params", "errors", "export", "flops", "get_spec", "gradient_parity",
-    "guard", "keras_backend", "list_models", "optimize", "spec_from_dict", "train_parity",
-    "transfer_weights", "use_keras_backend",
+    "BackendError", "BackendNotInstalledError", "DataParallelReport", "DistributedError",
+    "ExportCheckError", "ExportFormatError", "GradientReport", "InputDtypeError", "InputError",
+    "InputShapeError", "KerasBackendError", "LabelError", "MemoryGuardError", "NnzooError",
+    "NotAModelError", "OptimizeError", "ParamCount", "ParityReport", "Spec", "SpecError",
+    "TrainResult", "UnknownFieldError", "UnknownModelError", "WeightTransferError",
+    "available_backends", "build", "check_parity", "convert", "count_params",
+    "data_parallel_parity", "errors", "export", "flops", "get_spec", "gradient_parity", "guard",
+    "keras_backend", "list_models", "optimize", "spec_from_dict", "train_data_parallel",
+    "train_parity", "transfer_weights", "use_keras_backend",
 ]
 
 

@@ -130,6 +130,30 @@ def _train_parity(args: argparse.Namespace) -> int:
     return 0 if result.ok and grads[0].ok else 1
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """`train NAME --backend B --data-parallel N`: the framework's own data-parallel engine on
+    this machine, progress from rank 0; see the README for several machines."""
+    from nnzoo.distributed import train_data_parallel, training_job
+
+    if args.write_job:  # the job for torchrun on several machines (README: Data-parallel training)
+        job = training_job(args.name, world=args.data_parallel, steps=args.steps, batch=args.batch,
+                           optimizer=args.optimizer, seed=args.seed, dtype=args.dtype,
+                           **parse_overrides(args.overrides))
+        with open(args.write_job, "w", encoding="utf-8") as f:
+            json.dump(job, f)
+        print(f"wrote {args.write_job}: run it on each machine with\n  torchrun --nnodes M "
+              "--nproc-per-node P --rdzv-backend c10d --rdzv-endpoint HOST:PORT --rdzv-id ID "
+              f"-m nnzoo.torch_impl.distributed {args.write_job} OUTDIR\n"
+              f"(M x P = --data-parallel = {args.data_parallel})")
+        return 0
+    run = train_data_parallel(args.name, backend=args.backend, world=args.data_parallel,
+                              steps=args.steps, batch=args.batch, optimizer=args.optimizer,
+                              seed=args.seed, dtype=args.dtype, port=args.port,
+                              **parse_overrides(args.overrides))
+    print(f"done in {run.seconds:.1f} s: loss {run.losses[0]:.6f} -> {run.losses[-1]:.6f}")
+    return 0
+
+
 def _keras_backend_list(text: str) -> list[str]:
     from nnzoo.backends import KERAS_BACKENDS
 
@@ -357,6 +381,23 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--keras-backends", metavar="all|NAME,NAME",
                    help="one verdict column per Keras backend, each checked in its own process")
     p.set_defaults(func=cmd_parity)
+
+    p = sub.add_parser("train", help="train a model data-parallel with the framework's own "
+                       "engine (PyTorch DDP; Keras DataParallel on JAX, MirroredStrategy on TF)")
+    model_arguments(p)
+    p.add_argument("--backend", required=True, choices=("torch", "keras"))
+    p.add_argument("--data-parallel", type=int, required=True, metavar="N",
+                   help="workers: PyTorch processes, JAX host devices or TF logical CPUs (N >= 2)")
+    p.add_argument("--steps", type=int, default=10, help="updates (default 10)")
+    p.add_argument("--batch", type=int, default=8,
+                   help="the global batch, split evenly over the workers (default 8)")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--seed", type=int, default=0, help="weights and synthetic batches")
+    p.add_argument("--port", type=int, help="PyTorch's rendezvous port (default: a free one)")
+    p.add_argument("--write-job", metavar="FILE", help="write the workers' job for torchrun on "
+                   "several machines, and print the command, instead of training here")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("convert", help="load a weights file into one backend and save it there")
     model_arguments(p)

@@ -205,3 +205,14 @@ class ExportCheckError(NnzooError, AssertionError):
 class LabelError(InputError):
     """Labels or regression targets that do not fit the model's output and loss: class ids out of
     range for `num_classes`, the wrong shape, or the wrong dtype."""
+
+
+class DistributedError(NnzooError, RuntimeError):
+    """A data-parallel run whose workers could not start or did not finish: a port in use, a
+    worker that crashed or was killed, or one that ran past its time. Every worker of the run
+    has been stopped by the time this is raised; `pids` are theirs (all gone), `rank` the worker
+    that failed first (None when no single one did)."""
+
+    def __init__(self, message: str, *, rank: int | None = None, pids: tuple[int, ...] = ()) -> None:
+        self.rank, self.pids = rank, pids
+        super().__init__(message)

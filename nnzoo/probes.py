@@ -422,3 +422,23 @@ def probe_mse_sum(settled: bool) -> float:
     theirs = keras.losses.MeanSquaredError(reduction="sum_over_batch_size" if settled else "sum")
     value = float(np.asarray(keras.ops.convert_to_numpy(theirs(target, pred))))
     return abs(ours.item() - value) / abs(ours.item())
+
+
+# ---- data-parallel training ---------------------------------------------------------------------
+_DATA_PARALLEL: dict[bool, float] = {}
+
+
+def probe_data_parallel_bn(settled: bool) -> float:
+    """A small ResNet (two basic blocks, 16x16 inputs), 3 float64 SGD-momentum steps on global
+    batches of 4: `DistributedDataParallel` in 2 gloo processes against one process, the largest
+    difference over every weight and running statistic. settled: nnzoo's synchronized batch norm;
+    not: per-process statistics, DDP's default. One launch measures both (then kept)."""
+    if not _DATA_PARALLEL:
+        import nnzoo
+        from nnzoo.distributed import data_parallel_parity
+
+        spec = nnzoo.get_spec("resnet18_cifar").replace(
+            layers=(1, 1), widths=(8, 16), stem_width=8, image_size=(16, 16))
+        report = data_parallel_parity([spec], sync_bn=(True, False))
+        _DATA_PARALLEL.update({c.sync_bn: c.weight_diff for c in report.cases})
+    return _DATA_PARALLEL[settled]

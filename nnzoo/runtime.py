@@ -10,6 +10,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -132,3 +133,56 @@ def run(model: Any, x: np.ndarray, *, device: str = "cpu") -> np.ndarray:
     with keras_device(device):
         y = model(to_keras(x, spec.input_kind), training=False)
     return from_keras(to_numpy(y), spec.output_kind)
+
+
+# ---- what data-parallel workers hand back (nnzoo.distributed) ---------------------------------
+def save_results(path: Path, results: list[dict[str, Any]]) -> None:
+    """Each case's final state dict, its losses, its parameters' keys, whether it has batch norm
+    and (where given) over how many devices its batches were split, in one .npz."""
+    arrays = {f"{i}/{k}": v for i, r in enumerate(results) for k, v in r["state"].items()}
+    for i, r in enumerate(results):
+        arrays[f"{i}/__losses__"] = np.asarray(r["losses"], dtype=np.float64)
+        arrays[f"{i}/__params__"] = np.asarray(r.get("params", []), dtype=str)
+        arrays[f"{i}/__batchnorm__"] = np.asarray(bool(r.get("batchnorm")))
+        if "split" in r:
+            arrays[f"{i}/__split__"] = np.asarray(r["split"])
+    np.savez(path, **arrays)
+
+
+def load_results(path: Path, n: int) -> list[dict[str, Any]]:
+    """What `save_results` wrote: `n` cases."""
+    out: list[dict[str, Any]] = [{"state": {}, "losses": []} for _ in range(n)]
+    with np.load(path) as data:
+        for key in data.files:
+            i, _, name = key.partition("/")
+            if name == "__losses__":
+                out[int(i)]["losses"] = [float(v) for v in data[key]]
+            elif name == "__split__":
+                out[int(i)]["split"] = int(data[key])
+            elif name == "__params__":
+                out[int(i)]["params"] = [str(k) for k in data[key]]
+            elif name == "__batchnorm__":
+                out[int(i)]["batchnorm"] = bool(data[key])
+            else:
+                out[int(i)]["state"][name] = data[key]
+    return out
+
+
+def exit_with_parent(interval: float = 0.5) -> None:
+    """End this process as soon as the process that started it is gone (its parent changes): a
+    data-parallel worker must not outlive its launcher, even one killed with SIGKILL, which can
+    run no clean-up of its own. A daemon thread polls; the process exits with status 1. The
+    launcher's pid comes from NNZOO_PARENT_PID where it set it (a launcher killed while this
+    process was still starting would otherwise go unnoticed), else it is the parent now."""
+    import os
+    import threading
+    import time
+
+    parent = int(os.environ.get("NNZOO_PARENT_PID") or os.getppid())
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="nnzoo-exit-with-parent", daemon=True).start()

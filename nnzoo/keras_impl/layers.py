@@ -96,6 +96,15 @@ class Pad2D(layers.Layer):
         return {**super().get_config(), "padding": self.padding, "value": self.value}
 
 
+def _replicas_in_sync() -> int:
+    """The replicas a synchronized batch norm reduces over: `synchronized=True` is TensorFlow's
+    (`tf.distribute`); outside a strategy, 1."""
+    import tensorflow as tf
+
+    ctx = tf.distribute.get_replica_context()
+    return ctx.num_replicas_in_sync if ctx is not None else 1
+
+
 @serializable
 class BatchNorm(layers.BatchNormalization):
     """BatchNormalization that computes in its own dtype and updates its moving variance with the
@@ -107,7 +116,8 @@ class BatchNorm(layers.BatchNormalization):
     Keras also computes in `result_type(input, "float32")`, which its dtype rules make float32
     even for a float64 input: a float64 build would normalise in float32 (measured: 1e-7
     relative on Keras's JAX and PyTorch backends). Here the arithmetic is float64 when the layer
-    is, and float32 for float16/bfloat16 inputs, as in Keras.
+    is, and float32 for float16/bfloat16 inputs, as in Keras. `synchronized` (TensorFlow's
+    `tf.distribute`) is honoured: the statistics and the count are the global batch's.
     """
 
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
@@ -118,8 +128,10 @@ class BatchNorm(layers.BatchNormalization):
         if training and self.trainable:
             axis = self.axis % len(x.shape)
             axes = [i for i in range(len(x.shape)) if i != axis]
-            mean, var = ops.moments(x, axes=axes)
+            mean, var = ops.moments(x, axes=axes, synchronized=self.synchronized)
             n = ops.cast(ops.size(x), dtype) / float(x.shape[axis])
+            if self.synchronized:  # the global batch's count (equal replica batches)
+                n = n * float(_replicas_in_sync())
             unbiased = var * n / ops.maximum(n - 1.0, 1.0)
             m = self.momentum
             moving_mean = ops.cast(self.moving_mean, dtype)

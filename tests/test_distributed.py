@@ -1,0 +1,228 @@
+"""Data-parallel training: the frameworks' own engines give one process's result.
+
+PyTorch: every family's smallest model (shrunk as in test_training), float64, 3 steps of
+SGD-momentum on global batches of 4, `DistributedDataParallel` over gloo in 2 CPU processes
+against one process -- all families in one launch, with batch norm synchronized and per worker.
+A launch that cannot start its workers, or loses one, raises `DistributedError` and leaves no
+process behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+
+import pytest
+from test_training import tiny
+
+from conftest import smallest_per_family
+from nnzoo.distributed import data_parallel_parity
+from nnzoo.errors import DistributedError, SpecError
+from nnzoo.launch import Workers
+
+SPECS = [tiny(name) for name in smallest_per_family()]
+BN_FAMILIES = {"resnet", "unet"}
+
+
+def _gone(pids: tuple[int, ...]) -> None:
+    """Neither the workers nor anything in their sessions is left."""
+    assert pids
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
+
+
+def test_ddp_and_fsdp_match_one_process_for_every_family() -> None:
+    """DDP and FSDP's `fully_shard`: with synchronized batch norm every family ends within the
+    parity bound of one process (and the replicas agree); with batch norm per worker, the BN
+    families measurably do not."""
+    report = data_parallel_parity(SPECS, sync_bn=(True, False), torch_engines=("ddp", "fsdp"))
+    print(report)  # the measured differences, with `pytest -s`
+    assert report.ok, str(report)
+    assert {c.family for c in report.cases} == {s.family for s in SPECS}
+    assert {c.compared for c in report.cases} == {"PyTorch DDP vs one process",
+                                                  "PyTorch FSDP vs one process"}
+    assert len(report.cases) == 4 * len(SPECS)
+    assert {c.family for c in report.cases if c.batchnorm} == BN_FAMILIES
+    for c in report.cases:
+        assert len(c.loss_parallel) == 3 and c.loss_single[0] != c.loss_single[-1]  # it trained
+        if c.expected_equal:
+            assert c.ok and c.replica_diff <= c.bound, c
+        else:  # per-worker statistics: trainable weights and running statistics both move apart
+            assert c.param_diff > 1e-4 and c.weight_diff > 1e-3 and c.replica_diff > 1e-3, c
+
+
+#: The Keras cases compile every model's step twice (distributed and not): 5-20 s per family on
+#: JAX (measured, busy 2-core machine), so they take one family, with batch norm (the part that
+#: can differ); NNZOO_EVERY_FAMILY=1 takes all (measured: every family within 2.2e-16 of one
+#: device on JAX and on TensorFlow synchronized, and of PyTorch DDP within 8.2e-10).
+JAX_FAMILIES = ("resnet",)
+
+
+def test_keras_data_parallel_on_jax_matches_one_device_and_pytorch_ddp() -> None:
+    """Keras `DataParallel` over 2 host devices (a JAX process of its own) against one device,
+    and against PyTorch DDP from the same weights on the same batches: all within the bound. On
+    JAX batch norm needs no synchronizing: the program is one, over the global batch."""
+    pytest.importorskip("jax")
+    every = os.environ.get("NNZOO_EVERY_FAMILY") == "1"
+    specs = [s for s in SPECS if every or s.family in JAX_FAMILIES]
+    report = data_parallel_parity(specs, backend="both")
+    print(report)
+    assert report.ok, str(report)
+    kinds = ("PyTorch DDP vs one process", "Keras DataParallel (JAX) vs one device",
+             "PyTorch DDP vs Keras DataParallel (JAX)")
+    for spec in specs:
+        for kind in kinds:
+            c = report.case(spec.family, compared=kind)
+            assert c.ok and c.loss_single[0] != c.loss_single[-1], c
+    assert any(c.batchnorm for c in report.cases)
+
+
+def test_keras_mirrored_strategy_on_tensorflow_matches_one_device() -> None:
+    """`tf.distribute.MirroredStrategy` over 2 logical CPU devices (a TensorFlow process of its
+    own): within the bound of one device with Keras's synchronized batch norm; per replica, the
+    BN family measurably not."""
+    pytest.importorskip("tensorflow")
+    every = os.environ.get("NNZOO_EVERY_FAMILY") == "1"
+    specs = [s for s in SPECS if every or s.family in JAX_FAMILIES]
+    report = data_parallel_parity(specs, backend="keras", keras_backend="tensorflow",
+                                  sync_bn=(True, False))
+    print(report)
+    assert report.ok, str(report)
+    assert {c.compared for c in report.cases} == {"Keras MirroredStrategy (TF) vs one device"}
+    for c in report.cases:
+        assert c.loss_single[0] != c.loss_single[-1], c
+        if c.expected_equal:
+            assert c.ok, c
+        else:
+            assert c.param_diff > 1e-4 and c.weight_diff > 1e-3, c
+    assert any(not c.expected_equal for c in report.cases)
+
+
+def test_sync_batchnorm_is_batchnorm_outside_a_process_group() -> None:
+    import torch
+
+    from nnzoo.torch_impl.distributed import SyncBatchNorm, synchronize_batchnorm
+
+    plain = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4, momentum=0.3))
+    plain[1].running_mean.fill_(0.5)
+    synced = synchronize_batchnorm(copy.deepcopy(plain))
+    assert isinstance(synced[1], SyncBatchNorm) and synced[1].momentum == 0.3
+    assert list(synced.state_dict()) == list(plain.state_dict())
+    x = torch.randn(2, 3, 6, 6)
+    for mode in (True, False):
+        plain.train(mode), synced.train(mode)
+        torch.testing.assert_close(synced(x), plain(x))
+
+
+def test_a_port_in_use_is_refused_before_any_worker_starts() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(DistributedError, match=f"port {port} .* is in use"):
+            data_parallel_parity(SPECS[:1], port=port)
+
+
+def test_a_port_taken_after_the_check_fails_clearly_and_leaves_nothing() -> None:
+    """The race the check cannot close: the rendezvous port is taken when rank 0 binds it."""
+    from nnzoo.distributed import make_job
+
+    job, _ = make_job(SPECS[:1], world=2, steps=1, batch=2, optimizer="sgd", sync_bn=True,
+                      seed=0, dtype="float64", timeout=60)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with Workers("nnzoo.torch_impl.distributed", job, world=2, port=port,
+                     timeout=60) as workers, pytest.raises(DistributedError) as info:
+            workers.wait()
+    assert f"port {port}" in str(info.value) and "in use" in str(info.value)
+    assert info.value.rank == 0
+    _gone(info.value.pids)
+
+
+def test_a_crashing_worker_fails_clearly_and_leaves_nothing() -> None:
+    with pytest.raises(DistributedError, match="worker rank 1 of 2 .* exited with status 3") as info:
+        data_parallel_parity(SPECS[:1], _crash_rank=1, timeout=60)
+    assert info.value.rank == 1
+    _gone(info.value.pids)
+
+
+def test_a_worker_ends_when_its_launcher_is_killed() -> None:
+    """A launcher killed with SIGKILL cleans nothing up: its workers end on their own."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import os, subprocess, sys, time\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'from nnzoo.runtime import "
+            "exit_with_parent as e; import time; e(0.1); time.sleep(60)'], "
+            "env={**os.environ, 'NNZOO_PARENT_PID': str(os.getpid())})\n"
+            "print(child.pid, flush=True)\ntime.sleep(60)\n")
+    launcher = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    worker = int(launcher.stdout.readline())
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait()
+    launcher.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail("the worker outlived its launcher")
+
+
+def test_a_missing_engine_package_is_named_before_any_worker_starts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnzoo import backends
+    from nnzoo.errors import BackendNotInstalledError
+
+    real = backends._installed
+    monkeypatch.setattr(backends, "_installed", lambda package: package != "jax" and real(package))
+    with pytest.raises(BackendNotInstalledError, match=r"nnzoo\[keras-jax\]"):
+        data_parallel_parity(SPECS[:1], backend="keras")
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"batch": 5}, "batch"), ({"world": 1}, "world"), ({"steps": 0}, "steps"),
+    ({"backend": "tensorflow"}, "backend"), ({"port": 70000}, "port"),
+    ({"sync_bn": "yes"}, "sync_bn"), ({"dtype": "float16"}, "dtype"),
+    ({"backend": "keras", "keras_backend": "torch"}, "keras_backend"),
+    ({"backend": "keras", "sync_bn": False}, "sync_bn"), ({"torch_engines": "ddp"}, "torch_engines"),
+])
+def test_bad_arguments_are_named_before_any_worker_starts(kwargs: dict, field: str) -> None:
+    with pytest.raises(SpecError, match=field):
+        data_parallel_parity(SPECS[:1], **kwargs)
+
+
+def test_cli_trains_data_parallel_with_progress_from_rank_0_only(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    from nnzoo.cli import main
+
+    status = main(["train", "mlp_small", "hidden_sizes=[8]", "--backend", "torch",
+                   "--data-parallel", "2", "--steps", "2", "--batch", "4"])
+    out = capfd.readouterr().out
+    assert status == 0, out
+    assert "PyTorch DDP (gloo), 2 workers x 2 examples, 2 steps" in out
+    steps = [line for line in out.splitlines() if ": step " in line]
+    assert [line.split("  ")[0] for line in steps] == ["mlp_small: step 1/2", "mlp_small: step 2/2"]
+    assert "done in" in out
+
+
+def test_cli_refuses_keras_data_parallel_on_keras_torch() -> None:
+    """Keras has no data-parallel engine on its PyTorch backend (checked in a fresh process)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "nnzoo", "train", "mlp_small", "--backend",
+                           "keras", "--data-parallel", "2"], capture_output=True, text=True,
+                          env={**os.environ, "KERAS_BACKEND": "torch"}, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "no data-parallel engine on its PyTorch backend" in proc.stderr
