@@ -17,3 +17,8 @@ def to_keras(x: np.ndarray, kind: str) -> np.ndarray:
 def from_keras(y: np.ndarray, kind: str) -> np.ndarray:
     """Keras -> canonical layout (NHWC -> NCHW for images; others unchanged)."""
     return np.ascontiguousarray(np.moveaxis(y, -1, 1)) if kind == "image" else y
+
+
+def shape_from_keras(shape: tuple[int, ...], kind: str) -> tuple[int, ...]:
+    """`from_keras` for a shape alone."""
+    return (shape[0], shape[-1], *shape[1:-1]) if kind == "image" else tuple(shape)

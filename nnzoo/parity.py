@@ -8,17 +8,18 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from nnzoo import backends, guard
-from nnzoo.errors import NnzooError
+from nnzoo.errors import NnzooError, SpecError
 from nnzoo.layout import from_keras, to_keras
 from nnzoo.links import keras_name, torch_path
 from nnzoo.registry import resolve
-from nnzoo.runtime import ParamCount, check_device, count_params, run, to_numpy
+from nnzoo.runtime import ParamCount, check_device, count_params, output_shape, run, to_numpy
 from nnzoo.specs.base import Spec
 
 
@@ -104,6 +105,7 @@ def check_parity(
     seed: int = 0,
     numeric: bool = False,
     layers: bool = False,
+    dtypes: Sequence[str] = ("float64", "float32"),
     **overrides: Any,
 ) -> ParityReport:
     """Build both backends from one spec, run both on the same example input, compare.
@@ -113,8 +115,12 @@ def check_parity(
     With `numeric`, weights are transferred both ways and the outputs compared against the
     bound (see `ATOL`); with `layers` -- or when the outputs disagree -- each named block's
     output is compared too, and the report names the first layer where the builds diverge.
+    `dtypes` are the numeric comparisons made: float64 is the verdict, float32 the report beside
+    it (two more builds); a check of a property that rounding cannot hide asks for float64 only.
     """
     check_device(device)
+    if not dtypes or any(d not in ("float64", "float32") for d in dtypes):
+        raise SpecError("dtypes", tuple(dtypes), "a non-empty subset of (float64, float32)")
     spec = resolve(name_or_spec, **overrides)
     name = name_or_spec if isinstance(name_or_spec, str) else spec.family
     report = ParityReport(name=name, spec=spec, device=device,
@@ -128,7 +134,7 @@ def check_parity(
         try:
             model = backends.build_native(spec, backend, seed=seed)
             report.counts[backend] = count_params(model)
-            report.shapes[backend] = tuple(run(model, x, device=device).shape)
+            report.shapes[backend] = output_shape(model, x, device=device)
             del model
             gc.collect()  # one build alive at a time: the large ViTs are gigabytes each
         except NnzooError:
@@ -138,14 +144,17 @@ def check_parity(
     report.problems += structural_problems(report.counts, report.shapes, report.expected_shape)
     if numeric and not report.problems:
         try:
-            exact, report.layers = numeric_parity(
-                spec, device=device, batch=batch, seed=seed, layers=layers)
-            if not all(a.ok for a in exact) and not layers:
-                _, report.layers = numeric_parity(spec, device=device, batch=batch, seed=seed,
-                                                  layers=True)
-            single, _ = numeric_parity(spec, device=device, batch=batch, seed=seed,
-                                       dtype="float32")
-            report.agreement = exact + single
+            verdict = "float64" if "float64" in dtypes else dtypes[0]  # layers reported there
+            for dtype in sorted(dtypes, key=lambda d: d != verdict):
+                first = dtype == verdict
+                found, rows = numeric_parity(spec, device=device, batch=batch, seed=seed,
+                                             layers=layers and first, dtype=dtype)
+                if first:
+                    report.layers = rows
+                    if not all(a.ok for a in found) and not layers:
+                        _, report.layers = numeric_parity(spec, device=device, batch=batch,
+                                                          seed=seed, layers=True, dtype=dtype)
+                report.agreement += found
         except NnzooError as exc:
             report.problems.append(f"weight transfer: {exc}")
         for a in report.agreement:

@@ -179,6 +179,17 @@ def test_check_parity_refuses_unknown_device() -> None:
         nnzoo.check_parity("mlp_small", device="tpu")
 
 
+def test_check_parity_makes_the_numeric_comparisons_asked_for() -> None:
+    both = nnzoo.check_parity("mlp_small", numeric=True)
+    assert [a.dtype for a in both.agreement] == ["float64", "float64", "float32", "float32"]
+    verdict = nnzoo.check_parity("mlp_small", numeric=True, dtypes=("float64",))
+    assert [a.dtype for a in verdict.agreement] == ["float64", "float64"] and verdict.ok
+    single = nnzoo.check_parity("mlp_small", numeric=True, dtypes=("float32",))
+    assert [a.dtype for a in single.agreement] == ["float32", "float32"] and single.ok
+    with pytest.raises(nnzoo.errors.SpecError, match="dtypes"):
+        nnzoo.check_parity("mlp_small", numeric=True, dtypes=("float16",))
+
+
 def test_gpu_status_is_reported_with_a_reason() -> None:
     from nnzoo.runtime import gpu_status
 

@@ -12,33 +12,42 @@ import nnzoo
 from conftest import smallest_per_family
 from nnzoo.errors import InputDtypeError, SpecError, UnknownFieldError
 from nnzoo.parity import compare, run
+from nnzoo.specs.base import Spec
 
 FAMILY_MODELS = smallest_per_family()
+#: The edges are properties that rounding cannot hide: the float64 verdict alone decides them
+#: (test_parity holds every model to the float32 report as well).
+VERDICT = ("float64",)
+
+
+def quick(name: str) -> Spec:
+    """The model's `quick()` spec: the same layers on a smaller input (ViT: 32x32, not 224x224)."""
+    return nnzoo.get_spec(name).quick()
 
 
 @pytest.mark.parametrize("name", FAMILY_MODELS)
 def test_batch_of_one(name: str) -> None:
-    report = nnzoo.check_parity(name, batch=1, numeric=True)
+    report = nnzoo.check_parity(quick(name), batch=1, numeric=True, dtypes=VERDICT)
     assert report.ok, str(report)
     assert report.shapes["torch"][0] == 1
 
 
 @pytest.mark.parametrize("name", FAMILY_MODELS)
 def test_single_class_head(name: str) -> None:
-    report = nnzoo.check_parity(name, num_classes=1, numeric=True)
+    report = nnzoo.check_parity(quick(name), num_classes=1, numeric=True, dtypes=VERDICT)
     assert report.ok, str(report)
     assert 1 in report.shapes["torch"]
 
 
 @pytest.mark.parametrize("name", FAMILY_MODELS)
 def test_num_classes_zero_gives_features_or_a_clear_refusal(name: str) -> None:
-    spec = nnzoo.get_spec(name)
+    spec = quick(name)
     try:
         features = spec.replace(num_classes=0)
     except SpecError as exc:  # a family without a feature mode says so by name
         assert "num_classes" in str(exc)
         return
-    report = nnzoo.check_parity(features, numeric=True)
+    report = nnzoo.check_parity(features, numeric=True, dtypes=VERDICT)
     assert report.ok, str(report)
     assert report.shapes["torch"] == features.output_shape(2)
     assert report.counts["torch"].trainable < nnzoo.check_parity(spec).counts["torch"].trainable
@@ -135,14 +144,14 @@ def test_the_edge_lists_are_not_empty() -> None:
 
 @pytest.mark.parametrize("name", SEQUENCE_MODELS)
 def test_sequence_of_length_one(name: str) -> None:
-    report = nnzoo.check_parity(name, seq_len=1, numeric=True)
+    report = nnzoo.check_parity(name, seq_len=1, numeric=True, dtypes=VERDICT)
     assert report.ok, str(report)
 
 
 @pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_non_square_images(name: str) -> None:
-    h, w = nnzoo.get_spec(name).image_size
-    report = nnzoo.check_parity(name, image_size=(h, 2 * w), numeric=True)
+    h, w = quick(name).image_size
+    report = nnzoo.check_parity(quick(name), image_size=(h, 2 * w), numeric=True, dtypes=VERDICT)
     assert report.ok, str(report)
     if report.spec.output_kind == "image":
         assert report.shapes["keras"][-2:] == (h, 2 * w)

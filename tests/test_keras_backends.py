@@ -24,9 +24,15 @@ CROSS_MODELS = ["cnn_small", "transformer_small", "bilstm"]
 
 
 def python(code: str, keras_backend: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    return python_args(code, keras_backend, timeout=timeout)
+
+
+def python_args(code: str, keras_backend: str, *args: str,
+                timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """`python -c code args...` with Keras on `keras_backend`, from the repository root."""
     env = {**os.environ, "KERAS_BACKEND": keras_backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=Path(__file__).parent.parent)
+    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                          text=True, timeout=timeout, cwd=Path(__file__).parent.parent)
 
 
 @pytest.mark.keras
@@ -63,52 +69,72 @@ def test_an_unknown_or_missing_keras_backend_is_named_before_keras_loads() -> No
     assert "BackendNotInstalledError" in out and 'nnzoo[keras-jax]' in out, out
 
 
-WRITE = """
-import json, sys, numpy as np, nnzoo
-from nnzoo.runtime import run
-out = {}
-for name in sys.argv[1].split(','):
-    m = nnzoo.build(nnzoo.get_spec(name).quick(), 'keras')
-    m.save(f'{sys.argv[2]}/{name}.keras'); m.save_weights(f'{sys.argv[2]}/{name}.weights.h5')
-    out[name] = run(m, m.spec.example_input(2, seed=5)).tolist()
-print(json.dumps(out))
+#: One step of the round: on the active Keras backend, read what other backends wrote (each file's
+#: outputs against the writer's own), then optionally write this backend's files. Runs in this
+#: process for the pass's own backend and in a subprocess for the others.
+STEP = """
+import json, sys
+sys.path.insert(0, 'tests')
+from test_keras_backends import keras_files_step
+print(json.dumps(keras_files_step(sys.argv[1].split(','), sys.argv[2], sys.argv[3:])))
 """
-READ = """
-import json, sys, numpy as np, keras, nnzoo
-import nnzoo.keras_impl
-from nnzoo.runtime import run
-out = {}
-for folder in sys.argv[2:]:
-    want = json.loads(open(f'{folder}/want.json').read())
-    for name in sys.argv[1].split(','):
-        loaded = keras.models.load_model(f'{folder}/{name}.keras')
-        fresh = nnzoo.build(nnzoo.get_spec(name).quick(), 'keras')
-        fresh.load_weights(f'{folder}/{name}.weights.h5')
-        x = loaded.spec.example_input(2, seed=5)
-        out[f'{folder} {name}'] = [float(np.max(np.abs(run(m, x) - np.array(want[name]))))
-                                   for m in (loaded, fresh)]
-print(json.dumps(out))
-"""
+
+
+def keras_files_step(names: list[str], write: str, read: list[str]) -> dict[str, list[float]]:
+    """Load each folder in `read` (`.keras`, and `.weights.h5` into a fresh build): max |diff|
+    against the writer's outputs. Then save `names` into `write` (if given) with their outputs."""
+    import keras
+    import numpy as np
+
+    import nnzoo.keras_impl  # noqa: F401  (registers the custom layers for load_model)
+    from nnzoo.runtime import run
+
+    diffs = {}
+    for folder in read:
+        want = json.loads((Path(folder) / "want.json").read_text())
+        for name in names:
+            loaded = keras.models.load_model(f"{folder}/{name}.keras")
+            fresh = nnzoo.build(nnzoo.get_spec(name).quick(), "keras")
+            fresh.load_weights(f"{folder}/{name}.weights.h5")
+            x = loaded.spec.example_input(2, seed=5)
+            diffs[f"{folder} {name}"] = [float(np.max(np.abs(run(m, x) - np.array(want[name]))))
+                                         for m in (loaded, fresh)]
+    if write:
+        outputs = {}
+        for name in names:
+            m = nnzoo.build(nnzoo.get_spec(name).quick(), "keras")
+            m.save(f"{write}/{name}.keras")
+            m.save_weights(f"{write}/{name}.weights.h5")
+            outputs[name] = run(m, m.spec.example_input(2, seed=5)).tolist()
+        (Path(write) / "want.json").write_text(json.dumps(outputs))
+    return diffs
 
 
 def test_keras_files_cross_keras_backends(tmp_path: Path) -> None:
     """`.keras` and `.weights.h5` written on one Keras backend load on each other one, with the
-    same outputs (float32: each backend's kernels round their own way)."""
-    names = ",".join(CROSS_MODELS)
-    for kb in KERAS_BACKENDS:
-        (tmp_path / kb).mkdir()
-        done = subprocess.run([sys.executable, "-c", WRITE, names, str(tmp_path / kb)],
-                              env={**os.environ, "KERAS_BACKEND": kb}, capture_output=True,
-                              text=True, timeout=600)
+    same outputs (float32: each backend's kernels round their own way). The pass's own backend
+    works in this process; each other one starts twice (write, then read what came after it)."""
+    here = nnzoo.keras_backend()
+    order = [here] + [kb for kb in KERAS_BACKENDS if kb != here]
+    folders = {kb: tmp_path / kb for kb in order}
+    for folder in folders.values():
+        folder.mkdir()
+
+    def step(kb: str, write: bool, read: list[str]) -> dict[str, list[float]]:
+        out = str(folders[kb]) if write else ""
+        sources = [str(folders[r]) for r in read]
+        if kb == here:
+            return keras_files_step(CROSS_MODELS, out, sources)
+        done = python_args(STEP, kb, ",".join(CROSS_MODELS), out, *sources)
         assert done.returncode == 0, done.stderr[-2000:]
-        (tmp_path / kb / "want.json").write_text(done.stdout.strip().splitlines()[-1])
-    for reader in KERAS_BACKENDS:
-        writers = [str(tmp_path / w) for w in KERAS_BACKENDS if w != reader]
-        done = subprocess.run([sys.executable, "-c", READ, names, *writers],
-                              env={**os.environ, "KERAS_BACKEND": reader}, capture_output=True,
-                              text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-2000:]
-        results = json.loads(done.stdout.strip().splitlines()[-1])
-        assert len(results) == len(writers) * len(CROSS_MODELS)
-        for where, diffs in results.items():
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    results: dict[str, dict[str, list[float]]] = {kb: {} for kb in order}
+    for i, kb in enumerate(order):  # each reads every earlier writer, then writes its own
+        results[kb].update(step(kb, True, order[:i]))
+    for i, kb in enumerate(order[:-1]):  # and every later one
+        results[kb].update(step(kb, False, order[i + 1:]))
+    for reader, found in results.items():
+        assert len(found) == (len(order) - 1) * len(CROSS_MODELS), (reader, sorted(found))
+        for where, diffs in found.items():
             assert max(diffs) <= 1e-4, f"read on {reader}: {where}: {diffs}"

@@ -20,6 +20,11 @@ EXAMPLES = settings(max_examples=6, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+#: Whether a drawn spec is the same network is decided by the float64 verdict; the float32 report
+#: (two more builds a spec) is held to for every registered model in test_parity.
+VERDICT = ("float64",)
+
+
 def test_every_family_has_a_strategy() -> None:
     assert set(VALID) == set(FAMILIES)
 
@@ -33,7 +38,7 @@ def test_random_valid_specs_are_the_same_network(family: str, data: Any) -> None
     except SpecError:  # a combination the family rules out (e.g. an image too small): fine
         assume(False)
         return
-    report = nnzoo.check_parity(spec, numeric=True)
+    report = nnzoo.check_parity(spec, numeric=True, dtypes=VERDICT)
     assert report.ok, str(report)
 
 
