@@ -23,12 +23,8 @@ KERAS_BACKENDS = list(backends.KERAS_BACKENDS)
 CROSS_MODELS = ["cnn_small", "transformer_small", "bilstm"]
 
 
-def python(code: str, keras_backend: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    return python_args(code, keras_backend, timeout=timeout)
-
-
-def python_args(code: str, keras_backend: str, *args: str,
-                timeout: int = 600) -> subprocess.CompletedProcess[str]:
+def python(code: str, keras_backend: str, *args: str,
+           timeout: int = 600) -> subprocess.CompletedProcess[str]:
     """`python -c code args...` with Keras on `keras_backend`, from the repository root."""
     env = {**os.environ, "KERAS_BACKEND": keras_backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
@@ -125,7 +121,7 @@ def test_keras_files_cross_keras_backends(tmp_path: Path) -> None:
         sources = [str(folders[r]) for r in read]
         if kb == here:
             return keras_files_step(CROSS_MODELS, out, sources)
-        done = python_args(STEP, kb, ",".join(CROSS_MODELS), out, *sources)
+        done = python(STEP, kb, ",".join(CROSS_MODELS), out, *sources)
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
 
