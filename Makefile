@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: demo test train-demo bench bench-quick lint clean
+.PHONY: demo test test-lane-tf test-lane-jax test-slow train-demo bench bench-quick lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,16 +19,31 @@ demo: $(STAMP)
 	$(BIN)/nnzoo parity --all --keras-backends all
 	$(BIN)/nnzoo report --out out/report
 
-# The whole suite with Keras on TensorFlow -- the heavy variants (`slow`) in a process of their
-# own (measured peak 15.1 GB, ViT-L's float64 check; 15.7 GB after the 800 other tests) -- then
-# the tests marked `keras` (the parity contract: counts, shapes, numerics, transfer, files, padded sequences, training,
-# exports) on Keras's JAX and PyTorch backends, for every model up to 50M parameters (the heavy
-# variants on TensorFlow only: time and memory; `make demo` checks every model on all three).
+# The whole suite with Keras on TensorFlow, then the tests marked `keras` (the parity contract:
+# counts, shapes, numerics, transfer, files, padded sequences, training, exports) on Keras's JAX
+# and PyTorch backends for every model up to 50M parameters; the heavy variants (`slow`) on
+# TensorFlow only (time and memory; `make demo` checks every model on all three).
+# Each pass is one pytest process that keeps about one core busy (measured: 87-116% CPU on a
+# 2-core machine), so two lanes run side by side -- TensorFlow then PyTorch, and JAX (peaks
+# 4.4 + 7.3 GB) -- each lane's output printed whole when it ends; the `slow` pass runs alone
+# afterwards (its peak, ViT-L's float64 check, is 15.4 GB).
 test: $(STAMP)
+	$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-lane-tf test-lane-jax
+	$(MAKE) --no-print-directory test-slow
+
+test-lane-tf: $(STAMP)
+	@echo "== Keras on TensorFlow: every test but the heavy variants =="
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "not slow"
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m slow
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "keras and not slow"
+	@echo "== Keras on PyTorch: the tests marked keras =="
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "keras and not slow"
+
+test-lane-jax: $(STAMP)
+	@echo "== Keras on JAX: the tests marked keras =="
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "keras and not slow"
+
+test-slow: $(STAMP)
+	@echo "== Keras on TensorFlow: the heavy variants (slow) =="
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m slow
 
 # One zoo CNN trained on scikit-learn's bundled digits in PyTorch and in Keras from the same
 # weights (float64: the curves agree within the parity bound): both test accuracies, and the two

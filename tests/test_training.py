@@ -4,9 +4,8 @@ stochastic layers the same in distribution, and PyTorch's optimizer maths where 
 differs.
 
 Gradient parity runs on `quick()` specs, batch 2, one pair of builds for both directions, for the
-whole registry on Keras/TensorFlow and Keras/PyTorch (heavy models, > 50M parameters, under
-`slow`, as in test_parity: `make test` runs those on TensorFlow), each family's smallest model on
-Keras/JAX (test budget).
+whole registry on every Keras backend (heavy models, > 50M parameters, under `slow`, as in
+test_parity: `make test` runs those on TensorFlow).
 """
 
 from __future__ import annotations
@@ -41,11 +40,7 @@ TF_ONLY = pytest.mark.skipif(not ON_TF, reason="the TensorFlow pass runs it (JAX
 
 def _registry() -> list:
     """The whole registry up to HUGE, heavy models under `slow` (which `make test` runs on the
-    TensorFlow pass: on PyTorch, as in test_parity, every model up to 50M). On Keras/JAX each
-    family's smallest model: there every check compiles its own gradient function (measured on
-    the whole registry: 242 s against 50 s, past the JAX pass's share of the test budget)."""
-    if not ON_TF and backends.keras_backend() == "jax":
-        return smallest_per_family()
+    TensorFlow pass; on JAX and PyTorch, as in test_parity, every model up to 50M)."""
     params = []
     for name in nnzoo.list_models():
         count = meta_count(name)
