@@ -57,10 +57,10 @@ def _linear(m: Any, call: Call) -> tuple[int, int]:
 NO_MACS = frozenset({
     "ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "Hardswish", "Hardsigmoid",
     "Softmax",
-    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "LayerNorm2d", "GroupNorm",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
     "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
-    "Dropout", "Dropout1d", "Dropout2d",
+    "Dropout", "Dropout1d", "Dropout2d", "StochasticDepth", "Permute",
     "Flatten", "Unflatten", "Identity", "Embedding", "Upsample",
 })
 

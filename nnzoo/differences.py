@@ -233,7 +233,8 @@ REGISTRY: tuple[Difference, ...] = (
     Difference(
         "ln_eps", "Layer-norm epsilon", "eps=1e-5", "epsilon=1e-3",
         "A small but systematic drift, largest for features of small variance.",
-        "Keras receives epsilon=ln_eps", ("ln_eps",), lambda c: c.has("LayerNorm"), probe_ln_eps,
+        "Keras receives epsilon=ln_eps", ("ln_eps",), lambda c: c.has("LayerNorm", "LayerNorm2d"),
+        probe_ln_eps,
         "max |output difference| on unit-variance features"),
     Difference(
         "gelu", "GELU: exact or tanh approximation", "GELU(): exact (approximate='none')",

@@ -273,6 +273,7 @@ def layer_report(torch_model: Any, keras_model: Any, x: np.ndarray) -> list[Laye
         for h in hooks:
             h.remove()
     names = list(seen)
+    nhwc = {n for n, m in torch_model.named_modules() if getattr(m, "nnzoo_channels_last", False)}
     outputs = [keras_model.get_layer(keras_name(n)).output for n in names]
     probe = keras.Model(keras_model.input, outputs)
     values = probe(to_keras(x, spec.input_kind), training=False)
@@ -280,7 +281,7 @@ def layer_report(torch_model: Any, keras_model: Any, x: np.ndarray) -> list[Laye
     rows = []
     for name, kv in zip(names, values):
         tv, kv = seen[name], to_numpy(kv)
-        if kv.ndim == 4 and tv.ndim == 4 and spec.input_kind == "image":
+        if kv.ndim == 4 and tv.ndim == 4 and spec.input_kind == "image" and name not in nhwc:
             kv = from_keras(kv, "image")
         if kv.shape != tv.shape:
             rows.append(LayerDiff(name, tv.shape, float("nan"), 0.0,

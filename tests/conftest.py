@@ -84,6 +84,7 @@ TINY: dict[str, dict[str, object]] = {
     "transformer": {"embed_dim": 32, "num_heads": 4, "mlp_dim": 64, "depth": 1},
     "unet": {"base_width": 4, "depth": 2, "image_size": (8, 8)},
     "recurrent": {"hidden_size": 16, "embed_dim": 8, "vocab_size": 50},
+    "convnext": {"layers": (1, 1), "widths": (8, 16), "image_size": (8, 8)},
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from nnzoo.specs.cnn import CNNSpec, ConvStage
+from nnzoo.specs.convnext import ConvNeXtSpec
 from nnzoo.specs.mlp import MLPSpec
 from nnzoo.specs.recurrent import RecurrentSpec
 from nnzoo.specs.resnet import ResNetSpec
@@ -144,8 +145,23 @@ def transformer(draw: Any) -> TransformerSpec:
     )
 
 
+@st.composite
+def convnext(draw: Any) -> ConvNeXtSpec:
+    stages = draw(st.integers(1, 3))
+    least = 4 * 2 ** (stages - 1)
+    return ConvNeXtSpec(
+        layers=tuple(draw(st.integers(1, 2)) for _ in range(stages)),
+        widths=tuple(draw(st.sampled_from([2, 4, 8])) for _ in range(stages)),
+        in_channels=draw(st.integers(1, 3)),
+        image_size=(draw(st.integers(least, least + 12)), draw(st.integers(least, least + 12))),
+        layer_scale=draw(st.sampled_from([1e-6, 0.5, 1.0])),  # large enough to see the blocks
+        stochastic_depth=draw(st.sampled_from([0.0, 0.2])), ln_eps=draw(EPS),
+        num_classes=draw(st.integers(0, 4)),
+    )
+
+
 #: family -> strategy of valid specs
 VALID: dict[str, Any] = {
     "mlp": mlp(), "cnn": cnn(), "resnet": resnet(), "vit": vit(), "unet": unet(),
-    "recurrent": recurrent(), "transformer": transformer(),
+    "recurrent": recurrent(), "transformer": transformer(), "convnext": convnext(),
 }

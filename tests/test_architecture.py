@@ -48,6 +48,12 @@ ONE_SIDED: dict[str, str] = {
         "the StepMask layer",
     "torch_impl.recurrent.step_mask":
         "as step_lengths: Keras computes the mask in the StepMask layer",
+    "torch_impl.convnext.permute":
+        "PyTorch's block turns NCHW to channels-last and back around its norm and MLP; the Keras "
+        "build is channels-last throughout",
+    "torch_impl.layers.channels_last":
+        "marks a PyTorch module that runs channels-last inside an NCHW network; every Keras "
+        "image layer is channels-last",
     "torch_impl.layers.norm(dims)":
         "PyTorch picks BatchNorm1d or BatchNorm2d; Keras normalizes the last axis of any rank",
 }

@@ -80,7 +80,7 @@ def test_float32_gradients_are_reported_beside() -> None:
 #: Candidate overrides that make a family's smallest model tiny: from each group, the first one
 #: the family has and accepts is kept (fields a family lacks are skipped, like invalid values).
 SHRINK = (
-    [{"layers": (1, 1), "widths": (8, 16), "stem_width": 8}],
+    [{"layers": (1, 1), "widths": (8, 16), "stem_width": 8}, {"layers": (1, 1), "widths": (8, 16)}],
     [{"depth": 2}],
     [{"embed_dim": 32, "mlp_dim": 64, "num_heads": 2}, {"embed_dim": 16}],
     [{"hidden_size": 16}],

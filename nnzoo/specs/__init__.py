@@ -13,4 +13,5 @@ FAMILIES: tuple[str, ...] = (
     "resnet",
     "unet",
     "vit",
+    "convnext",
 )

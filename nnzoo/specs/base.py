@@ -186,14 +186,17 @@ class Spec:
         free = self.flexible_axes(channels_last=channels_last)
         expected = tuple("*" if i in free else w for i, w in enumerate(want))
         got = tuple(shape)
+        least = self.min_side
         ok = len(got) == len(want) + 1 and all(
-            g is None or i in free or g == w for i, (g, w) in enumerate(zip(got[1:], want))
+            g is None or ((least == 1 or g >= least) if i in free else g == w)
+            for i, (g, w) in enumerate(zip(got[1:], want))
         )
         if not ok:
             layout = " (NHWC)" if channels_last and self.input_kind == "image" else ""
+            sizes = f", * any size >= {least}" if free and least > 1 else ""
             raise InputShapeError(
                 f"{self.family} expects input of shape (batch, {', '.join(map(str, expected))})"
-                f"{layout}; got {got}"
+                f"{layout}{sizes}; got {got}"
             )
 
     def check_input_dtype(self, dtype: Any) -> None:
@@ -219,6 +222,11 @@ class Spec:
     def flexible_axes(self, *, channels_last: bool) -> set[int]:
         """Axes (of one example, no batch) whose size the model does not fix."""
         return set()
+
+    @property
+    def min_side(self) -> int:
+        """The smallest size a free axis takes: 1, unless the family's strides need more."""
+        return 1
 
 
 class ImageSpec(Spec):

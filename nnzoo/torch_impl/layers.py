@@ -101,6 +101,14 @@ def pool2d(kind: str, size: int, stride: int, *, padding: int = 0) -> nn.Module:
     return nn.AvgPool2d(size, stride, padding, count_include_pad=True)
 
 
+def channels_last(module: nn.Module) -> nn.Module:
+    """Mark a module that runs channels-last, (N, H, W, C), inside an NCHW network (ConvNeXt's
+    block norm and MLP): the layer report then compares its output with its Keras twin as it is,
+    not transposed. (No Keras twin: every Keras image layer is channels-last.)"""
+    module.nnzoo_channels_last = True
+    return module
+
+
 def masked_mean(x: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
     """Mean of (batch, time, width) over the steps where `real` (batch, time) is True (all steps
     if None): the recurrent summary and the transformer's pooling."""
