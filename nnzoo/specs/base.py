@@ -8,6 +8,7 @@ ever imported for a spec that cannot be built.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import types
 import typing
 from collections.abc import Mapping
@@ -174,9 +175,10 @@ class Spec:
     def check_input_shape(self, shape: tuple[int | None, ...], *, channels_last: bool) -> None:
         """Refuse an input the model cannot take, naming the expected shape.
 
-        `None` (a symbolic dimension) matches anything. Free axes come from `flexible_axes`
-        (an image family's `flexible_size`; a token family's time axis), not from overriding
-        this method.
+        `None` (a symbolic dimension) matches anything; so does a symbolic size on a free axis
+        (JAX's export traces with symbols that cannot be compared with a number). Free axes come
+        from `flexible_axes` (an image family's `flexible_size`; a token family's time axis), not
+        from overriding this method.
         """
         from nnzoo.errors import InputShapeError
 
@@ -188,7 +190,8 @@ class Spec:
         got = tuple(shape)
         least = self.min_side
         ok = len(got) == len(want) + 1 and all(
-            g is None or ((least == 1 or g >= least) if i in free else g == w)
+            g is None or ((least == 1 or not isinstance(g, numbers.Integral) or g >= least) if i in free
+                          else g == w)
             for i, (g, w) in enumerate(zip(got[1:], want))
         )
         if not ok:
