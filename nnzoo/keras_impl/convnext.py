@@ -17,8 +17,7 @@ import keras
 from keras import layers, ops
 
 from nnzoo.keras_impl.attention import TorchParameter
-from nnzoo.keras_impl.layers import (
-    ZooModel, activation, conv2d, model_input, norm, serializable)
+from nnzoo.keras_impl.layers import ZooModel, activation, conv2d, model_input, norm, serializable
 from nnzoo.specs.convnext import ConvNeXtSpec
 
 
@@ -75,7 +74,7 @@ def graph(spec: ConvNeXtSpec) -> tuple[Any, Any]:
     x = conv2d(inputs, spec.widths[0], 4, stride=4, bias=True, name="features-0-0")
     x = layer_norm2d(spec, name="features-0-1")(x)
     index = 0
-    for i, (width, depth) in enumerate(zip(spec.widths, spec.layers)):
+    for i, depth in enumerate(spec.layers):
         for j in range(depth):
             x = cn_block(spec, x, spec.block_drop_rate(index), name=f"features-{1 + 2 * i}-{j}")
             index += 1
