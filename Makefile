@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: demo test test-lane-tf test-lane-jax test-slow train-demo bench bench-quick lint clean
+.PHONY: demo test test-lane-tf test-lane-keras test-slow train-demo bench bench-quick lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,22 +24,22 @@ demo: $(STAMP)
 # and PyTorch backends for every model up to 50M parameters; the heavy variants (`slow`) on
 # TensorFlow only (time and memory; `make demo` checks every model on all three).
 # Each pass is one pytest process that keeps about one core busy (measured: 87-116% CPU on a
-# 2-core machine), so two lanes run side by side -- TensorFlow then PyTorch, and JAX (peaks
-# 4.4 + 7.3 GB) -- each lane's output printed whole when it ends; the `slow` pass runs alone
-# afterwards (its peak, ViT-L's float64 check, is 15.4 GB).
+# 2-core machine), so two lanes run side by side -- TensorFlow, and JAX then PyTorch (measured
+# together: 11.9 GB peak for the whole machine) -- each lane's output printed whole when it
+# ends; the `slow` pass runs alone afterwards (its peak, ViT-L's float64 check, is 15.4 GB).
 test: $(STAMP)
-	$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-lane-tf test-lane-jax
+	$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-lane-tf test-lane-keras
 	$(MAKE) --no-print-directory test-slow
 
 test-lane-tf: $(STAMP)
 	@echo "== Keras on TensorFlow: every test but the heavy variants =="
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "not slow"
-	@echo "== Keras on PyTorch: the tests marked keras =="
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "keras and not slow"
 
-test-lane-jax: $(STAMP)
+test-lane-keras: $(STAMP)
 	@echo "== Keras on JAX: the tests marked keras =="
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "keras and not slow"
+	@echo "== Keras on PyTorch: the tests marked keras =="
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "keras and not slow"
 
 test-slow: $(STAMP)
 	@echo "== Keras on TensorFlow: the heavy variants (slow) =="

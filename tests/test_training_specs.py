@@ -150,7 +150,8 @@ def test_the_head_decides_the_default_loss() -> None:
 @pytest.mark.parametrize("name", nnzoo.list_models())
 def test_deterministic_switches_off_every_stochastic_layer(name: str) -> None:
     """Every dropout-like field of every family is found, and with them at 0 no PyTorch build
-    holds an active dropout (a free build on the meta device: no weights are made)."""
+    holds an active dropout or stochastic depth (a free build on the meta device: no weights are
+    made)."""
     import torch
 
     spec = nnzoo.get_spec(name)
@@ -161,7 +162,8 @@ def test_deterministic_switches_off_every_stochastic_layer(name: str) -> None:
         return sum(1 for m in model.modules()
                    if (isinstance(m, torch.nn.Dropout) and m.p > 0)
                    or (isinstance(m, torch.nn.MultiheadAttention | torch.nn.RNNBase)
-                       and m.dropout > 0))
+                       and m.dropout > 0)
+                   or (type(m).__name__ == "StochasticDepth" and m.rate > 0))
 
     assert active(deterministic(spec)) == 0
     if any(stochastic_fields(spec).values()):
