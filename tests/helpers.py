@@ -30,3 +30,34 @@ def sequences(spec: Spec, lengths: tuple[int, ...], seed: int = 0) -> list[np.nd
 def smallest(family: str) -> str:
     """The family's variant with the fewest parameters (counted on the meta device)."""
     return min(nnzoo.list_models(family=family), key=lambda n: nnzoo.flops(n).params)
+
+
+def randomized(model: object) -> object:
+    """A torchvision reference with non-trivial weights, in place (torchvision zero-initializes
+    ViT's head and class token and starts ConvNeXt's layer scale at 1e-6, hiding layers)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():  # type: ignore[attr-defined]
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+    return model
+
+
+def assert_loads_strictly(ref: object, spec: Spec, batch: int = 2) -> None:
+    """`ref`'s state dict loads strictly into the nnzoo PyTorch build of `spec`, and both nnzoo
+    builds (Keras through the converter) give `ref`'s outputs."""
+    import torch
+
+    from nnzoo.conversion import transfer_weights
+    from nnzoo.runtime import run
+
+    ours = nnzoo.build(spec, "torch")
+    ours.load_state_dict(ref.state_dict(), strict=True)  # type: ignore[attr-defined]
+    x = spec.example_input(batch)
+    want = ref(torch.from_numpy(x)).detach().numpy()  # type: ignore[operator]
+    bound = 1e-5 * np.abs(want).max()
+    np.testing.assert_allclose(run(ours, x), want, rtol=0, atol=bound)
+    keras_model = nnzoo.build(spec, "keras")
+    transfer_weights(ours, keras_model)
+    np.testing.assert_allclose(run(keras_model, x), want, rtol=0, atol=bound)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_loads_strictly, randomized
 
 import nnzoo
 from nnzoo.errors import InputShapeError, SpecError
@@ -29,15 +30,6 @@ def _small(**overrides):
     return nnzoo.get_spec("vit_ti_16", **{**fields, **overrides})
 
 
-def _randomize(model):
-    """Non-trivial weights (torchvision zero-initializes the head and the class token)."""
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
-    return model
-
-
 # Both backends' counts against these figures are checked once, in the parity suite, from the
 # counts recorded in the variant table.
 @pytest.mark.parametrize("name", ["vit_b_16", "vit_b_32"])
@@ -51,25 +43,14 @@ def test_keras_counts_at_small_image_size(name):
 
 
 def test_small_vit_loads_torchvision_state_dict_strictly(tv_models):
-    from nnzoo.conversion import transfer_weights
-
-    ref = _randomize(tv_models.VisionTransformer(
+    assert_loads_strictly(randomized(tv_models.VisionTransformer(
         image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=32, mlp_dim=64,
-        num_classes=10)).eval()
-    spec = _small()
-    ours = nnzoo.build(spec, "torch")
-    ours.load_state_dict(ref.state_dict(), strict=True)
-    x = spec.example_input(2)
-    want = ref(torch.from_numpy(x)).detach().numpy()
-    np.testing.assert_allclose(run(ours, x), want, rtol=0, atol=1e-5 * np.abs(want).max())
-    keras_model = nnzoo.build(spec, "keras")  # and on into Keras through the converter
-    transfer_weights(ours, keras_model)
-    np.testing.assert_allclose(run(keras_model, x), want, rtol=0, atol=1e-5 * np.abs(want).max())
+        num_classes=10)).eval(), _small())
 
 
 @pytest.mark.slow
 def test_vit_b_16_loads_torchvision_state_dict_strictly(tv_models):
-    ref = _randomize(tv_models.vit_b_16()).eval()
+    ref = randomized(tv_models.vit_b_16()).eval()
     ours = nnzoo.build("vit_b_16", "torch")
     ours.load_state_dict(ref.state_dict(), strict=True)
     x = ours.spec.example_input(1)
@@ -86,7 +67,7 @@ def test_torch_and_keras_agree_after_transfer(overrides):
     from nnzoo.conversion import transfer_weights
 
     spec = _small(**overrides)
-    tm = _randomize(nnzoo.build(spec, "torch"))
+    tm = randomized(nnzoo.build(spec, "torch"))
     km = nnzoo.build(spec, "keras")
     assert count_params(tm) == count_params(km)
     transfer_weights(tm, km)
