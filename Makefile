@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: demo test test-lane-tf test-lane-keras test-slow train-demo bench bench-quick lint clean
+.PHONY: demo test test-lane-1 test-lane-2 test-alone train-demo bench bench-quick lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,26 +24,28 @@ demo: $(STAMP)
 # and PyTorch backends for every model up to 50M parameters; the heavy variants (`slow`) on
 # TensorFlow only (time and memory; `make demo` checks every model on all three).
 # Each pass is one pytest process that keeps about one core busy (measured: 87-116% CPU on a
-# 2-core machine), so two lanes run side by side -- TensorFlow, and JAX then PyTorch (measured
-# together: 11.9 GB peak for the whole machine) -- each lane's output printed whole when it
-# ends; the `slow` pass runs alone afterwards (its peak, ViT-L's float64 check, is 15.4 GB).
+# 2-core machine), so two lanes run side by side, each lane's output printed whole when it ends:
+# TensorFlow then PyTorch, and JAX then TensorFlow's heavy variants. Last, alone, the few checks
+# whose peak is the machine's (`alone`: ViT-L and ViT-H, 15 GB).
 test: $(STAMP)
-	$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-lane-tf test-lane-keras
-	$(MAKE) --no-print-directory test-slow
+	$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-lane-1 test-lane-2
+	$(MAKE) --no-print-directory test-alone
 
-test-lane-tf: $(STAMP)
+test-lane-1: $(STAMP)
 	@echo "== Keras on TensorFlow: every test but the heavy variants =="
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "not slow"
-
-test-lane-keras: $(STAMP)
-	@echo "== Keras on JAX: the tests marked keras =="
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "keras and not slow"
 	@echo "== Keras on PyTorch: the tests marked keras =="
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "keras and not slow"
 
-test-slow: $(STAMP)
+test-lane-2: $(STAMP)
+	@echo "== Keras on JAX: the tests marked keras =="
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "keras and not slow"
 	@echo "== Keras on TensorFlow: the heavy variants (slow) =="
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m slow
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "slow and not alone"
+
+test-alone: $(STAMP)
+	@echo "== Keras on TensorFlow: the heavy variants that need the machine to themselves =="
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m alone
 
 # One zoo CNN trained on scikit-learn's bundled digits in PyTorch and in Keras from the same
 # weights (float64: the curves agree within the parity bound): both test accuracies, and the two

@@ -6,7 +6,6 @@ Nothing here imports a framework at module level; each check imports what it run
 from __future__ import annotations
 
 import contextlib
-import gc
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -136,7 +135,7 @@ def check_parity(
             report.counts[backend] = count_params(model)
             report.shapes[backend] = output_shape(model, x, device=device)
             del model
-            gc.collect()  # one build alive at a time: the large ViTs are gigabytes each
+            guard.release(spec, copies=1)  # one large build alive at a time
         except NnzooError:
             raise
         except Exception as exc:  # a build or run failure is a finding, reported per backend
@@ -393,5 +392,5 @@ def _numeric_parity(spec: Spec, *, device: str, batch: int, seed: int, layers: b
     results.append(compare(y_keras, y_back, "keras->torch", dtype, noise))
     results[1].weights_exact = exact_back
     del torch_model, keras_model
-    gc.collect()  # Keras models hold reference cycles: free the pair before the next check
+    guard.release(spec, dtype=dtype)  # the pair, before the next check
     return results, rows

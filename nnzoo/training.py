@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import gc
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from nnzoo import backends
+from nnzoo import backends, guard
 from nnzoo.errors import InputError, NnzooError, SpecError
 from nnzoo.parity import ATOL, Agreement, bound
 from nnzoo.registry import resolve
@@ -43,6 +42,9 @@ from nnzoo.specs.training import (
 #: the two trajectories part slowly; this is the tolerance they are held to.
 ATOL32 = 1e-3
 DTYPES = ("float64", "float32")
+#: What a pair of trainers held, in copies of the weights: each framework's weights, gradients
+#: and up to two optimizer slots (Adam's moments).
+TRAINER_COPIES = 8.0
 
 
 def _scope(dtype: str) -> Any:
@@ -165,7 +167,7 @@ def gradient_parity(name_or_spec: str | Spec | Mapping[str, Any], *, dtype: str 
         transfer_weights(keras_t.model, torch_t.model)
         _compare_gradients(report, "keras->torch", torch_t, keras_t, x, y)
         del torch_t, keras_t
-        gc.collect()
+        guard.release(spec, dtype=dtype, copies=TRAINER_COPIES)
     return report
 
 
@@ -364,7 +366,7 @@ def train_parity(name_or_spec: str | Spec | Mapping[str, Any], *, steps: int = 2
         if keep_models:
             result.models = (torch_t.model, keras_t.model)
         del torch_t, keras_t
-        gc.collect()
+        guard.release(spec, dtype=dtype, copies=TRAINER_COPIES)
     result.seconds = time.perf_counter() - start
     return result
 
