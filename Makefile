@@ -27,8 +27,15 @@ demo: $(STAMP)
 # 2-core machine), so two lanes run side by side, each lane's output printed whole when it ends:
 # TensorFlow then PyTorch, and JAX then TensorFlow's heavy variants. Last, alone, the few checks
 # whose peak is the machine's (`alone`: ViT-L and ViT-H, 15 GB).
+# In the lanes each framework computes on one thread: two processes each spreading work over
+# both cores made them wait on each other (measured, two numeric-parity passes side by side:
+# Keras/PyTorch's 4.7 min and Keras/JAX's 4.8 min with two threads each, 2.6 and 3.5 min with
+# one). The `alone` pass keeps the frameworks' defaults.
+LANE_THREADS := NNZOO_TEST_THREADS=1 OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 \
+	XLA_FLAGS="--xla_cpu_multi_thread_eigen=false $(XLA_FLAGS)"
+
 test: $(STAMP)
-	$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-lane-1 test-lane-2
+	$(LANE_THREADS) $(MAKE) --no-print-directory --jobs=2 --output-sync=target test-lane-1 test-lane-2
 	$(MAKE) --no-print-directory test-alone
 
 test-lane-1: $(STAMP)

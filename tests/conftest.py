@@ -14,10 +14,11 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 def pytest_configure(config: pytest.Config) -> None:
     # Two threads each, as CI's 2-core machine has; keeps timings honest and avoids oversubscription.
+    # `make test` runs two pytest processes side by side and gives each one (NNZOO_TEST_THREADS).
     try:
         import torch
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(int(os.environ.get("NNZOO_TEST_THREADS", "2")))
     except ImportError:
         pass
 
