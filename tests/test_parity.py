@@ -36,8 +36,12 @@ def _params(slow_if_heavy: bool, numeric: bool = False) -> list:
         count = meta_count(name)
         if numeric and count > HUGE:
             continue
-        marks = [pytest.mark.slow] * (count > HEAVY) + [pytest.mark.alone] * (count > ALONE)
-        params.append(pytest.param(name, marks=marks) if marks else name)
+        if count > ALONE:
+            params.append(pytest.param(name, marks=[pytest.mark.slow, pytest.mark.alone]))
+        elif count > HEAVY:
+            params.append(pytest.param(name, marks=pytest.mark.slow))
+        else:
+            params.append(name)
     return params
 
 

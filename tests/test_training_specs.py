@@ -154,6 +154,8 @@ def test_deterministic_switches_off_every_stochastic_layer(name: str) -> None:
     made)."""
     import torch
 
+    from nnzoo.torch_impl.convnext import StochasticDepth
+
     spec = nnzoo.get_spec(name)
 
     def active(s: nnzoo.Spec) -> int:
@@ -163,7 +165,7 @@ def test_deterministic_switches_off_every_stochastic_layer(name: str) -> None:
                    if (isinstance(m, torch.nn.Dropout) and m.p > 0)
                    or (isinstance(m, torch.nn.MultiheadAttention | torch.nn.RNNBase)
                        and m.dropout > 0)
-                   or (type(m).__name__ == "StochasticDepth" and m.rate > 0))
+                   or (isinstance(m, StochasticDepth) and m.rate > 0))
 
     assert active(deterministic(spec)) == 0
     if any(stochastic_fields(spec).values()):
