@@ -12,7 +12,6 @@ import importlib
 import importlib.util
 import json
 import os
-import random
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -226,38 +225,13 @@ impl = _serialized(impl)  # importing a family's module imports its framework
 
 @contextlib.contextmanager
 def seeded(backend: str, seed: int | None) -> Iterator[None]:
-    """Make weight initialisation reproducible under `seed` (no-op for None)."""
+    """Make weight initialisation reproducible under `seed` (no-op for None): PyTorch's from a
+    private generator, Keras's from seeded global ones (see each backend's `rng.py`)."""
     if seed is None:
         yield
         return
-    if backend == "torch":
-        import torch
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            yield
-    else:
-        # What keras.utils.set_random_seed seeds, minus TensorFlow's global seed (which would
-        # import TensorFlow on the JAX and PyTorch backends, and which Keras's initializers do not
-        # read: their seeds come from Python's `random`); the caller's states are restored after.
-        import keras
-        import numpy as np
-
-        states = random.getstate(), np.random.get_state()
-        random.seed(seed)
-        np.random.seed(seed)
-        try:
-            if keras.backend.backend() == "torch":
-                import torch
-
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(seed)
-                    yield
-            else:
-                yield
-        finally:
-            random.setstate(states[0])
-            np.random.set_state(states[1])
+    with impl(backend, "rng").seeded(seed):
+        yield
 
 
 @_serialized
