@@ -61,7 +61,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     from nnzoo.registry import resolve
     from nnzoo.runtime import count_params
 
-    spec = resolve(args.name, **parse_overrides(args.overrides))
+    overrides = parse_overrides(args.overrides)
+    spec = resolve(args.name, **overrides)
     info: dict[str, Any] = {"name": args.name, "spec": spec.to_dict(), "counts": {},
                             "backends": backends.available_backends(),
                             "keras_backend": backends.keras_backend()}
@@ -69,8 +70,23 @@ def cmd_info(args: argparse.Namespace) -> int:
         c = count_params(backends.build_native(spec, backend, seed=0))
         info["counts"][backend] = {"trainable": c.trainable, "non_trainable": c.non_trainable,
                                    "total": c.total}
+    if "torch" in info["backends"]:  # the FLOPs counter traces the PyTorch build (on `meta`)
+        info["cost"] = _cost(spec)
+        if overrides:  # a scaling of a registered model: what it does to parameters and FLOPs
+            base = _cost(resolve(args.name))
+            info["scaling"] = {"overrides": overrides, "base": base, "scaled": info["cost"],
+                               "ratio": {k: info["cost"][k] / base[k] if base[k] else None
+                                         for k in base}}
     print(json.dumps(info, indent=2))
     return 0
+
+
+def _cost(spec: Any) -> dict[str, int]:
+    """Trainable parameters and FLOPs (one example at the spec's input size; multiply-add = 2)."""
+    from nnzoo.costs import flops
+
+    cost = flops(spec)
+    return {"trainable": cost.trainable, "flops": cost.flops}
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
@@ -351,7 +367,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--family")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("info", help="a model's spec as JSON and its counts in each backend")
+    p = sub.add_parser("info", help="a model's spec as JSON, its counts in each backend, its "
+                       "parameters and FLOPs (with overrides: against the registered model's)")
     model_arguments(p)
     p.set_defaults(func=cmd_info)
 

@@ -29,6 +29,30 @@ def test_info_shows_spec_and_equal_counts(capsys: pytest.CaptureFixture[str]) ->
     assert info["counts"]["torch"] == info["counts"]["keras"]
 
 
+@pytest.mark.parametrize(
+    ("overrides", "trainable", "flops"),
+    [
+        (["image_size=[64,64]"], (1.0, 1.0), (3.9, 4.0)),  # higher resolution: the same weights
+        (["widths=[128,256,512,1024]"], (3.9, 4.0), (3.8, 4.0)),  # wider: ~width^2 both
+        (["layers=[4,4,4,4]"], (1.9, 2.2), (1.9, 2.1)),  # deeper: ~depth both
+        (["image_size=[48,48]", "widths=[96,192,384,768]", "layers=[3,3,3,3]"],  # compound
+         (3.4, 3.6), (7.5, 8.0)),
+    ],
+)
+def test_info_shows_what_a_scaling_does(overrides: list[str], trainable: tuple[float, float],
+                                        flops: tuple[float, float],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The seed's scalings (higher resolution, wider, deeper, all three) are overrides of a model;
+    `info` sets the scaled model's trainable parameters and FLOPs against the registered one's."""
+    assert main(["info", "resnet18_cifar", *overrides]) == 0
+    info = json.loads(capsys.readouterr().out)
+    scaling = info["scaling"]
+    assert scaling["scaled"]["trainable"] == info["counts"]["torch"]["trainable"]
+    for key, (low, high) in {"trainable": trainable, "flops": flops}.items():
+        assert scaling["ratio"][key] == scaling["scaled"][key] / scaling["base"][key]
+        assert low <= scaling["ratio"][key] <= high, (key, scaling)
+
+
 def test_parity_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["parity", "mlp_small", "cnn_small_gap"]) == 0
     out = capsys.readouterr().out
