@@ -13,9 +13,12 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnzoo.errors import MemoryGuardError, NnzooError
+
+if TYPE_CHECKING:
+    from nnzoo.specs.base import Spec
 
 #: The exit statuses, shown by `nnzoo --help` and in the README.
 EXIT_STATUS = """\
@@ -81,7 +84,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cost(spec: Any) -> dict[str, int]:
+def _cost(spec: Spec) -> dict[str, int]:
     """Trainable parameters and FLOPs (one example at the spec's input size; multiply-add = 2)."""
     from nnzoo.costs import flops
 

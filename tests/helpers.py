@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import numpy as np
 
@@ -10,6 +11,17 @@ import nnzoo
 from nnzoo.specs.base import Spec
 
 BACKENDS = ("torch", "keras")
+
+
+def weights_digest(model: object) -> str:
+    """A digest of every weight of a model of either backend, keys included (one hex string)."""
+    from nnzoo.conversion import state_dict
+
+    digest = hashlib.sha256()
+    for key, value in sorted(state_dict(model).items()):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
 
 
 def padded(sequences: list[np.ndarray], pad: int) -> np.ndarray:

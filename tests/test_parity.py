@@ -7,11 +7,10 @@ their count and shape checks in the default run and move their numeric checks un
 
 from __future__ import annotations
 
-import hashlib
 import json
 
-import numpy as np
 import pytest
+from helpers import weights_digest
 
 import nnzoo
 from conftest import meta_count, smallest_per_family
@@ -108,16 +107,9 @@ def test_numeric_parity(name: str, dtype: str) -> None:
 
 def _fingerprint(name: str, backend: str, seed: int) -> str:
     """A digest of every weight (one large build alive at a time)."""
-    from nnzoo.conversion import state_dict
-
-    digest = hashlib.sha256()
-    model = nnzoo.build(name, backend, seed=seed)
-    for key, value in sorted(state_dict(model).items()):
-        digest.update(key.encode())
-        digest.update(np.ascontiguousarray(value).tobytes())
-    del model
+    digest = weights_digest(nnzoo.build(name, backend, seed=seed))
     nnzoo.guard.release(nnzoo.get_spec(name), copies=1)
-    return digest.hexdigest()
+    return digest
 
 
 @pytest.mark.parametrize("name", smallest_per_family())

@@ -3,20 +3,18 @@ draws cannot move their weights, and they neither read nor move PyTorch's global
 
 from __future__ import annotations
 
-import hashlib
 import threading
 
 import numpy as np
+from helpers import weights_digest
 
 import nnzoo
 from conftest import tiny_per_family
 from nnzoo.conversion import state_dict
 
 
-def _digest(spec: nnzoo.Spec, seed: int = 0) -> str:
-    weights = state_dict(nnzoo.build(spec, "torch", seed=seed))
-    return hashlib.sha256(b"".join(np.ascontiguousarray(weights[k]).tobytes()
-                                   for k in sorted(weights))).hexdigest()
+def _digest(spec: nnzoo.Spec) -> str:
+    return weights_digest(nnzoo.build(spec, "torch", seed=0))
 
 
 def test_seeded_builds_leave_the_global_generator_alone() -> None:

@@ -24,7 +24,7 @@ from torch.overrides import TorchFunctionMode
 
 #: Every function and method that draws random numbers and takes a `generator`. The initialisers
 #: in `torch.nn.init` are listed themselves: a mode sees the outer call, and the draws inside it
-#: run with the mode paused. `tests/test_concurrency.py` checks that building every family leaves
+#: run with the mode paused. `tests/test_rng.py` checks that building every family leaves
 #: the global generator's state untouched, so a draw missing here is found.
 DRAWS: frozenset[Any] = frozenset({
     init.uniform_, init.normal_, init.trunc_normal_, init.kaiming_uniform_, init.kaiming_normal_,
@@ -52,9 +52,8 @@ class PrivateGenerator(TorchFunctionMode):
 
 
 @contextlib.contextmanager
-def seeded(seed: int) -> Iterator[torch.Generator]:
+def seeded(seed: int) -> Iterator[None]:
     """Inside the block, this thread's weight initialisation draws from a private CPU generator
-    seeded with `seed` (yielded); the global generator is neither read nor moved."""
-    generator = torch.Generator().manual_seed(seed)
-    with PrivateGenerator(generator):
-        yield generator
+    seeded with `seed`; the global generator is neither read nor moved."""
+    with PrivateGenerator(torch.Generator().manual_seed(seed)):
+        yield
