@@ -86,6 +86,8 @@ TINY: dict[str, dict[str, object]] = {
     "unet": {"base_width": 4, "depth": 2, "image_size": (8, 8)},
     "recurrent": {"hidden_size": 16, "embed_dim": 8, "vocab_size": 50},
     "convnext": {"layers": (1, 1), "widths": (8, 16), "image_size": (8, 8)},
+    "hybrid": {"stages": ({"channels": 4},), "image_size": (8, 8), "attention_layers": 1,
+               "mlp_dim": 16, "num_heads": 2},
 }
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from nnzoo.specs.cnn import CNNSpec, ConvStage
 from nnzoo.specs.convnext import ConvNeXtSpec
+from nnzoo.specs.hybrid import HybridSpec
 from nnzoo.specs.mlp import MLPSpec
 from nnzoo.specs.recurrent import RecurrentSpec
 from nnzoo.specs.resnet import ResNetSpec
@@ -160,8 +161,39 @@ def convnext(draw: Any) -> ConvNeXtSpec:
     )
 
 
+@st.composite
+def hybrid(draw: Any) -> HybridSpec:
+    """A conv front end (one or two small stages) and an LSTM/GRU stack, attention blocks or
+    both, read per step or pooled."""
+    # at least 2x2 steps' worth of map from an 8x8 image: the first stage may pool, the second
+    # may stride
+    stages = (ConvStage(channels=draw(st.integers(1, 4)), pool=draw(st.sampled_from(["max", "none"]))),
+              ConvStage(channels=draw(st.integers(1, 4)), stride=draw(st.sampled_from([1, 2])),
+                        pool="none"))[:draw(st.integers(1, 2))]
+    rnn = draw(st.sampled_from(["lstm", "gru", "none"]))
+    attention = draw(st.integers(1 if rnn == "none" else 0, 1))
+    heads = draw(st.sampled_from([1, 2]))
+    return HybridSpec(
+        in_channels=draw(st.integers(1, 3)),
+        image_size=(draw(st.integers(8, 14)), draw(st.integers(8, 14))),
+        stages=stages, norm=draw(st.sampled_from(["batch", "none"])),
+        activation=draw(ACTIVATIONS), bn_eps=draw(EPS), bn_momentum=draw(MOMENTUM),
+        sequence=draw(st.sampled_from(["columns", "patches"])),
+        # an even width when attention reads the projection (heads 1 or 2 divide it)
+        proj_dim=draw(st.sampled_from([4, 6]) if rnn == "none" else st.sampled_from([0, 3])),
+        rnn=rnn, hidden_size=draw(st.sampled_from([2, 4])), num_layers=draw(st.integers(1, 2)),
+        bidirectional=draw(st.booleans()),
+        attention_layers=attention, num_heads=heads, mlp_dim=draw(st.integers(2, 8)),
+        mlp_activation=draw(ACTIVATIONS), ln_eps=draw(EPS),
+        positions=bool(attention) and draw(st.booleans()),
+        output=draw(st.sampled_from(["steps", "pooled"])),
+        num_classes=draw(st.integers(0, 4)),
+    )
+
+
 #: family -> strategy of valid specs
 VALID: dict[str, Any] = {
     "mlp": mlp(), "cnn": cnn(), "resnet": resnet(), "vit": vit(), "unet": unet(),
     "recurrent": recurrent(), "transformer": transformer(), "convnext": convnext(),
+    "hybrid": hybrid(),
 }

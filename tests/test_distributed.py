@@ -22,7 +22,7 @@ from nnzoo.errors import DistributedError, SpecError
 from nnzoo.launch import Workers
 
 SPECS = [tiny(name) for name in smallest_per_family()]
-BN_FAMILIES = {"resnet", "unet"}
+BN_FAMILIES = {"resnet", "unet", "hybrid"}
 
 
 def _gone(pids: tuple[int, ...]) -> None:

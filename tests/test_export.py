@@ -38,6 +38,8 @@ SMALL: dict[str, dict[str, Any]] = {
     "vit": {"image_size": [32, 32], "depth": 1, "embed_dim": 16, "num_heads": 2, "mlp_dim": 32,
             "num_classes": 10},
     "convnext": {"layers": [1, 1], "widths": [8, 16], "image_size": [16, 16], "layer_scale": 0.5},
+    "hybrid": {"stages": [{"channels": 8}], "image_size": [16, 16], "attention_layers": 1,
+               "mlp_dim": 16, "num_heads": 2},
 }
 FAMILY_MODELS = smallest_per_family()
 _BUILDS: dict[tuple[str, str], Any] = {}  # (name, backend) -> model; the Keras one is a twin

@@ -17,10 +17,11 @@ from nnzoo.keras_impl.layers import (
     pool2d,
 )
 from nnzoo.specs.cnn import CNNSpec, ConvStage
+from nnzoo.specs.hybrid import HybridSpec
 
 
-def stage(spec: CNNSpec, x: Any, st: ConvStage, *, name: str) -> Any:
-    """conv (or dw + pw) -> norm/act in the spec's order -> pool."""
+def stage(spec: CNNSpec | HybridSpec, x: Any, st: ConvStage, *, name: str) -> Any:
+    """conv (or dw + pw) -> norm/act in the spec's order -> pool (the hybrid family's front end too)."""
     k, s, p, bias = st.kernel, st.stride, st.padding, spec.conv_bias
     if st.separable:
         x, mode = conv_padding(x, k, s, p, name=f"{name}-dw")

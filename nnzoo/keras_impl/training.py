@@ -37,7 +37,8 @@ from nnzoo.specs.training import LossSpec, OptimizerSpec
 
 
 def build_loss(loss: LossSpec, dtype: str = "float32") -> keras.losses.Loss:
-    """Sparse cross-entropy on logits (over the last axis: per pixel for NHWC logits) or mean
+    """Sparse cross-entropy on logits (over the last axis: per pixel for NHWC logits, per step
+    for (N, steps, C)) or mean
     squared error, averaged over every element, computed in `dtype`."""
     if loss.kind == "mse":
         return keras.losses.MeanSquaredError(reduction="sum_over_batch_size", dtype=dtype)

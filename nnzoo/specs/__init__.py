@@ -14,4 +14,5 @@ FAMILIES: tuple[str, ...] = (
     "unet",
     "vit",
     "convnext",
+    "hybrid",
 )

@@ -27,6 +27,38 @@ class ConvStage(Part):
     pool_padding: int = 0
 
 
+def stages_output_size(image_size: tuple[int, int], stages: tuple[ConvStage, ...]) -> tuple[int, int]:
+    """The (height, width) of the feature map `stages` make of an `image_size` image."""
+    size = list(image_size)
+    for s in stages:
+        for d in range(2):
+            size[d] = (size[d] + 2 * s.padding - s.kernel) // s.stride + 1
+            if s.pool != "none":
+                size[d] = (size[d] + 2 * s.pool_padding - s.pool_size) // s.pool_stride + 1
+    return size[0], size[1]
+
+
+def check_stages(spec: ImageSpec, stages: tuple[ConvStage, ...]) -> None:
+    """The rules of a conv stack (the CNN's, the hybrid's front end): sizes, padding, groups,
+    and a feature map of at least 1x1 for `image_size`."""
+    spec.require(len(stages) > 0, "stages", "needs at least one ConvStage")
+    spec.require_positive("gn_groups")
+    for i, s in enumerate(stages):
+        where = f"stages[{i}]"
+        spec.require(min(s.channels, s.kernel, s.stride, s.pool_size, s.pool_stride) >= 1,
+                     "stages", f"{where}: channels, kernel, stride and pool sizes must be >= 1")
+        spec.require(0 <= s.padding < s.kernel, "stages",
+                     f"{where}: padding must be in [0, kernel)")
+        spec.require(0 <= s.pool_padding <= s.pool_size // 2, "stages",
+                     f"{where}: pool_padding must be in [0, pool_size // 2]")
+        if spec.norm == "group":  # type: ignore[attr-defined]
+            spec.require(s.channels % spec.gn_groups == 0, "gn_groups",  # type: ignore[attr-defined]
+                         f"must divide every stage's channels ({where} has {s.channels})")
+    h, w = stages_output_size(spec.image_size, stages)
+    spec.require(h >= 1 and w >= 1, "image_size",
+                 f"too small for these stages (feature map would be {h}x{w})")
+
+
 @dataclass(frozen=True, kw_only=True)
 class CNNSpec(ImageSpec):
     """A plain CNN classifier on (batch, in_channels, *image_size) images."""
@@ -50,32 +82,11 @@ class CNNSpec(ImageSpec):
     num_classes: int = 10
 
     def validate(self) -> None:
-        self.require(len(self.stages) > 0, "stages", "needs at least one ConvStage")
-        self.require_positive("gn_groups")
-        for i, s in enumerate(self.stages):
-            where = f"stages[{i}]"
-            self.require(min(s.channels, s.kernel, s.stride, s.pool_size, s.pool_stride) >= 1,
-                         "stages", f"{where}: channels, kernel, stride and pool sizes must be >= 1")
-            self.require(0 <= s.padding < s.kernel, "stages",
-                         f"{where}: padding must be in [0, kernel)")
-            self.require(0 <= s.pool_padding <= s.pool_size // 2, "stages",
-                         f"{where}: pool_padding must be in [0, pool_size // 2]")
-            if self.norm == "group":
-                self.require(s.channels % self.gn_groups == 0, "gn_groups",
-                             f"must divide every stage's channels ({where} has {s.channels})")
-        h, w = self.feature_size()
-        self.require(h >= 1 and w >= 1, "image_size",
-                     f"too small for these stages (feature map would be {h}x{w})")
+        check_stages(self, self.stages)
 
     def feature_size(self) -> tuple[int, int]:
         """Spatial size after the last stage, for `image_size`."""
-        size = list(self.image_size)
-        for s in self.stages:
-            for d in range(2):
-                size[d] = (size[d] + 2 * s.padding - s.kernel) // s.stride + 1
-                if s.pool != "none":
-                    size[d] = (size[d] + 2 * s.pool_padding - s.pool_size) // s.pool_stride + 1
-        return size[0], size[1]
+        return stages_output_size(self.image_size, self.stages)
 
     @property
     def flexible_size(self) -> bool:  # type: ignore[override]

@@ -168,6 +168,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
 class LossSpec(_Settings):
     """cross_entropy: class logits (batch, classes) against integer labels (batch,).
     pixel_cross_entropy: per-pixel logits (batch, classes, H, W) against labels (batch, H, W).
+    step_cross_entropy: per-step logits (batch, steps, classes) against labels (batch, steps).
     mse: any output against float targets of its shape. Both frameworks take logits (Keras is
     told `from_logits=True`; its default expects probabilities) and take the mean over every
     element (every pixel too). `reduction` has one value on purpose: Keras's "sum" of a mean
@@ -176,7 +177,7 @@ class LossSpec(_Settings):
 
     label: ClassVar[str] = "loss"
 
-    kind: Literal["cross_entropy", "pixel_cross_entropy", "mse"] = "cross_entropy"
+    kind: Literal["cross_entropy", "pixel_cross_entropy", "step_cross_entropy", "mse"] = "cross_entropy"
     reduction: Literal["mean"] = "mean"
 
     @property
@@ -184,7 +185,11 @@ class LossSpec(_Settings):
         return self.kind != "mse"
 
 
-LOSSES = ("cross_entropy", "pixel_cross_entropy", "mse")
+LOSSES = ("cross_entropy", "pixel_cross_entropy", "step_cross_entropy", "mse")
+
+#: The cross-entropy each kind of class output takes (`spec.output_kind` -> loss kind).
+CROSS_ENTROPY = {"vector": "cross_entropy", "image": "pixel_cross_entropy",
+                 "sequence": "step_cross_entropy"}
 
 
 def _named(value: str, options: Any, what: str) -> None:
@@ -214,12 +219,11 @@ def optimizer_spec(value: str | OptimizerSpec | Mapping[str, Any] | None = None,
 
 
 def default_loss(spec: Spec) -> LossSpec:
-    """The loss a model's head calls for: per-pixel cross-entropy for per-pixel logits,
-    cross-entropy for class logits, mean squared error for a feature output (num_classes=0)."""
-    if spec.output_kind == "image":
-        return LossSpec(kind="pixel_cross_entropy")
-    if getattr(spec, "num_classes", 0):
-        return LossSpec(kind="cross_entropy")
+    """The loss a model's head calls for: per-pixel cross-entropy for per-pixel logits, per-step
+    for per-step logits, cross-entropy for class logits, mean squared error for a feature output
+    (num_classes=0)."""
+    if spec.output_kind == "image" or getattr(spec, "num_classes", 0):
+        return LossSpec(kind=CROSS_ENTROPY[spec.output_kind])  # type: ignore[arg-type]
     return LossSpec(kind="mse")
 
 
@@ -237,20 +241,21 @@ def loss_spec(value: str | LossSpec | Mapping[str, Any] | None, spec: Spec) -> L
         loss = LossSpec().replace(**dict(value))
     else:
         raise SpecError("loss", value, f"a name ({', '.join(LOSSES)}), a LossSpec or a dict")
-    classes = getattr(spec, "num_classes", 0)
-    if loss.kind == "cross_entropy" and not (spec.output_kind == "vector" and classes):
-        raise SpecError("loss", loss.kind, f"needs class logits, and this {spec.family} model "
-                        f"returns {_output_words(spec)}: use {default_loss(spec).kind!r}")
-    if loss.kind == "pixel_cross_entropy" and spec.output_kind != "image":
-        raise SpecError("loss", loss.kind, f"needs per-pixel logits, and this {spec.family} model "
+    fits = spec.output_kind == "image" or getattr(spec, "num_classes", 0)
+    if loss.classification and not (fits and CROSS_ENTROPY[spec.output_kind] == loss.kind):
+        needs = {v: k for k, v in CROSS_ENTROPY.items()}[loss.kind]
+        raise SpecError("loss", loss.kind, f"needs {_WORDS[needs]}, and this {spec.family} model "
                         f"returns {_output_words(spec)}: use {default_loss(spec).kind!r}")
     return loss
 
 
+_WORDS = {"vector": "class logits", "image": "per-pixel logits", "sequence": "per-step logits"}
+
+
 def _output_words(spec: Spec) -> str:
-    if spec.output_kind == "image":
-        return "per-pixel logits"
-    return "class logits" if getattr(spec, "num_classes", 0) else "features (num_classes=0)"
+    if spec.output_kind == "image" or getattr(spec, "num_classes", 0):
+        return _WORDS[spec.output_kind]
+    return "features (num_classes=0)"
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -258,7 +263,8 @@ def check_batch(spec: Spec, loss: LossSpec, x: Any, y: Any) -> None:
     """Refuse inputs and targets the model and loss cannot train on, before any step.
 
     x: canonical layout (images NCHW), the spec's shape and dtype (token ids in [0, vocab)).
-    y: integer class ids in [0, num_classes) of shape (batch,) -- (batch, H, W) per pixel -- or,
+    y: integer class ids in [0, num_classes) of shape (batch,) -- (batch, H, W) per pixel,
+    (batch, steps) per step -- or,
     for mse, floats of the output's shape. Raises `InputShapeError`, `InputDtypeError` or
     `LabelError`, each naming what was expected.
     """
@@ -276,13 +282,13 @@ def check_batch(spec: Spec, loss: LossSpec, x: Any, y: Any) -> None:
         raise InputError("training inputs contain NaN or infinity")
     n = len(x)
     if loss.classification:
-        want = (n, *x.shape[2:]) if loss.kind == "pixel_cross_entropy" else (n,)
-        what = "class ids per pixel" if loss.kind == "pixel_cross_entropy" else "class ids"
+        want, what = _label_shape(spec, loss, x)
         if y.dtype.kind not in "iu":
             raise LabelError(f"{loss.kind} needs integer {what}; got dtype {y.dtype}")
         if tuple(y.shape) != want:
             raise LabelError(f"{loss.kind} needs labels of shape {want} ({what}, one per "
-                             f"{'pixel' if len(want) > 1 else 'example'}); got {tuple(y.shape)}")
+                             f"{what.split()[-1] if len(want) > 1 else 'example'}); got "
+                             f"{tuple(y.shape)}")
         classes = spec.num_classes  # type: ignore[attr-defined]
         if y.size and (y.min() < 0 or y.max() >= classes):
             raise LabelError(f"labels must be class ids in [0, {classes}) (num_classes={classes});"
@@ -299,15 +305,24 @@ def check_batch(spec: Spec, loss: LossSpec, x: Any, y: Any) -> None:
         raise LabelError("mse targets contain NaN or infinity")
 
 
+def _label_shape(spec: Spec, loss: LossSpec, x: Any) -> tuple[tuple[int, ...], str]:
+    """The shape of the class ids `loss` takes for inputs `x`, and what they are."""
+    n = len(x)
+    if loss.kind == "pixel_cross_entropy":
+        return (n, *x.shape[2:]), "class ids per pixel"
+    if loss.kind == "step_cross_entropy":
+        return (n, spec.output_shape(n)[1]), "class ids per step"
+    return (n,), "class ids"
+
+
 def synthetic_batch(spec: Spec, loss: LossSpec, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """`n` seeded examples in canonical layout and targets for `loss`: uniform class ids, or
     standard-normal regression targets."""
     x = spec.example_input(n, seed)
     rng = np.random.default_rng(seed + 1)
-    if loss.kind == "pixel_cross_entropy":
-        return x, rng.integers(0, spec.num_classes, (n, *x.shape[2:]), dtype=np.int64)  # type: ignore[attr-defined]
-    if loss.kind == "cross_entropy":
-        return x, rng.integers(0, spec.num_classes, (n,), dtype=np.int64)  # type: ignore[attr-defined]
+    if loss.classification:
+        shape, _ = _label_shape(spec, loss, x)
+        return x, rng.integers(0, spec.num_classes, shape, dtype=np.int64)  # type: ignore[attr-defined]
     shape = tuple(spec.output_shape(n))
     if spec.output_kind == "image":
         shape = (n, shape[1], *x.shape[2:])

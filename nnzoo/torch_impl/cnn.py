@@ -8,11 +8,12 @@ import torch
 from torch import nn
 
 from nnzoo.specs.cnn import CNNSpec, ConvStage
+from nnzoo.specs.hybrid import HybridSpec
 from nnzoo.torch_impl.layers import ZooModule, activation, conv2d, dense_block, norm, pool2d
 
 
-def stage(spec: CNNSpec, c_in: int, st: ConvStage) -> nn.Sequential:
-    """conv (or dw + pw) -> norm/act in the spec's order -> pool."""
+def stage(spec: CNNSpec | HybridSpec, c_in: int, st: ConvStage) -> nn.Sequential:
+    """conv (or dw + pw) -> norm/act in the spec's order -> pool (the hybrid family's front end too)."""
     parts: OrderedDict[str, nn.Module] = OrderedDict()
     k, s, p, bias = st.kernel, st.stride, st.padding, spec.conv_bias
     if st.separable:

@@ -13,10 +13,20 @@ from nnzoo.specs.base import Spec
 from nnzoo.specs.training import LossSpec, OptimizerSpec
 
 
+class StepCrossEntropy(nn.CrossEntropyLoss):
+    """Cross-entropy of per-step logits (N, steps, C): PyTorch's loss wants the classes on axis 1."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return super().forward(logits.transpose(1, 2), target)
+
+
 def build_loss(loss: LossSpec) -> nn.Module:
-    """Cross-entropy on logits (per pixel for (N, C, H, W) logits) or mean squared error."""
+    """Cross-entropy on logits (per pixel for (N, C, H, W) logits, per step for (N, steps, C))
+    or mean squared error."""
     if loss.kind == "mse":
         return nn.MSELoss(reduction=loss.reduction)
+    if loss.kind == "step_cross_entropy":
+        return StepCrossEntropy(reduction=loss.reduction)
     return nn.CrossEntropyLoss(reduction=loss.reduction)
 
 
