@@ -63,6 +63,13 @@ def _flattens_image(ctx: Context) -> bool:
                for path in ctx.find("Flatten") for s in ctx.inputs.get(path, [])[:1])
 
 
+def _column_steps(ctx: Context) -> bool:
+    """Columns read as steps from a map taller than one row and wider than one channel."""
+    spec = ctx.spec
+    return (getattr(spec, "sequence", None) == "columns" and spec.feature_size()[0] > 1
+            and spec.stages[-1].channels > 1)
+
+
 def _lstm_biases(ctx: Context) -> int:
     """The parameters a stock Keras LSTM stack would lack: 4 x hidden per layer and direction."""
     mods = [ctx.modules[p] for p in ctx.find("LSTM")]
@@ -120,6 +127,7 @@ from nnzoo.probes import (  # noqa: E402  (next to the entries they prove)
     probe_bn_momentum,
     probe_bn_variance,
     probe_ce_logits,
+    probe_column_order,
     probe_conv_padding,
     probe_data_layout,
     probe_data_parallel_bn,
@@ -265,6 +273,16 @@ REGISTRY: tuple[Difference, ...] = (
         "wrong features.", "the Keras CNN permutes to (C, H, W) before Flatten (keras_impl/cnn.py)",
         ("global_pool",), _flattens_image, probe_flatten_order,
         "max |output difference|, dense layer on a flattened 4x3x3 feature map"),
+    Difference(
+        "column_order", "Image columns as sequence steps (CRNN)",
+        "(N, C, H, W) -> permute(0, 3, 1, 2) -> (N, W, C*H): each column's features channel-major",
+        "(N, H, W, C) -> Permute((2, 1, 3)) -> (N, W, H*C): row-major",
+        "The layer reading the steps (a projection, an LSTM) gets each column's features in "
+        "another order, so transferred weights meet the wrong features.",
+        "the Keras hybrid build turns each column channel-major before flattening it "
+        "(keras_impl/hybrid.py)",
+        (), _column_steps, probe_column_order,
+        "max |output difference|, dense layer on the 5 columns of a 4x3x5 feature map"),
     Difference(
         "upsample_bilinear", "Bilinear up-sampling grid", "align_corners=False (half-pixel)",
         "UpSampling2D bilinear: half-pixel",

@@ -314,6 +314,22 @@ def probe_flatten_order(settled: bool) -> float:
     return _diff(y, model(_nhwc(x)))
 
 
+def probe_column_order(settled: bool) -> float:
+    """A CRNN's columns as steps: PyTorch's (C, H) column features against NHWC's (H, C)."""
+    torch, keras = _fw()
+    x, w = _randn(2, 4, 3, 5), _randn(6, 12, seed=1, scale=12 ** -0.5)
+    fc = torch.nn.Linear(12, 6, bias=False)
+    fc.weight.data = torch.from_numpy(w)
+    with torch.no_grad():
+        y = fc(torch.from_numpy(x).permute(0, 3, 1, 2).reshape(2, 5, 12)).numpy()
+    model = keras.Sequential([keras.Input((3, 5, 4)),
+                              keras.layers.Permute((2, 3, 1) if settled else (2, 1, 3)),
+                              keras.layers.Reshape((5, 12)),
+                              keras.layers.Dense(6, use_bias=False, name="fc")])
+    model.get_layer("fc").kernel.assign(w.T)
+    return _diff(y, model(_nhwc(x)))
+
+
 def probe_upsample_bilinear(settled: bool) -> float:
     torch, keras = _fw()
     x = _randn(1, 4, 8, 8)

@@ -66,6 +66,9 @@ EXPECTED = {
     "transformer_seed": ({"attention_layout", "ln_eps"}, {"gelu", "data_layout"}),
     "vit_ti_16": ({"attention_layout", "ln_eps", "gelu", "data_layout"}, {"flatten_order"}),
     "unet_small": ({"bn_eps"}, {"upsample_bilinear", "conv_padding"}),
+    "crnn": ({"column_order", "lstm_biases", "bn_eps", "data_layout"}, {"attention_layout"}),
+    "conv_transformer": ({"attention_layout", "ln_eps", "gelu", "conv_padding"},
+                         {"column_order", "lstm_biases"}),
 }
 
 
