@@ -92,11 +92,11 @@ def _installed(package: str) -> bool:
 
 
 #: Held by every framework import and every build. A first import of TensorFlow (or Keras, or
-#: torch) from several threads at once deadlocks or leaves modules half-initialised; and builds
-#: draw their initial weights from process-wide generators (torch's default generator, Python's
-#: `random` for Keras's initializer seeds), so a seeded build is reproducible only if no other
-#: build draws in the meantime. Builds spend their time in Python holding the GIL, so serialising
-#: them costs little. Reentrant: a build may import, and a check may build inside a build.
+#: torch) from several threads at once deadlocks or leaves modules half-initialised, and float64
+#: work flips process-wide switches (`float64_scope`: JAX's x64 mode). Seeded builds draw
+#: from private streams (each backend's `rng.py`), so they do not need it for their weights.
+#: Builds spend their time in Python holding the GIL, so serialising them costs little.
+#: Reentrant: a build may import, and a check may build inside a build.
 FRAMEWORK_LOCK = threading.RLock()
 _keras_imported = threading.Event()  # set once Keras is fully imported (no lock needed after)
 
@@ -226,7 +226,7 @@ impl = _serialized(impl)  # importing a family's module imports its framework
 @contextlib.contextmanager
 def seeded(backend: str, seed: int | None) -> Iterator[None]:
     """Make weight initialisation reproducible under `seed` (no-op for None): PyTorch's from a
-    private generator, Keras's from seeded global ones (see each backend's `rng.py`)."""
+    private generator, Keras's from a private numpy stream (see each backend's `rng.py`)."""
     if seed is None:
         yield
         return

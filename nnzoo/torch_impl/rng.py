@@ -9,7 +9,7 @@ build's, and the "same seed" gives other weights. So a seeded build runs under a
 `torch.Generator`. Function modes are per thread, so other threads keep drawing from the global
 generator, untouched; and a fresh CPU generator seeded with `seed` is the same stream as the
 global one seeded with it, so the weights are those `torch.manual_seed(seed)` gave before.
-`nnzoo/keras_impl/rng.py` is the Keras side, where no such private stream exists.
+`nnzoo/keras_impl/rng.py` is the Keras side (a private numpy stream).
 """
 
 from __future__ import annotations
