@@ -97,8 +97,9 @@ def _first_value(variable: Any, rng: np.random.Generator) -> Any:
     if value is None and variable.name == "seed_generator_state":
         value = np.array([rng.integers(1, 10**9), 0])  # a dropout layer's stream
     if value is not None:
-        try:
-            return np.asarray(value).astype(np.dtype(dtype))
+        try:  # C order: a transposed view keeps its strides on Keras's torch backend, and a
+            # strided kernel rounds differently from the same weights loaded from a file
+            return np.ascontiguousarray(value, dtype=np.dtype(dtype))
         except TypeError:  # a dtype numpy does not name (bfloat16): the backend casts
             return keras.ops.cast(np.asarray(value, np.float32), dtype)
     if isinstance(init, RandomInitializer):
