@@ -18,7 +18,17 @@ from nnzoo.errors import NnzooError, SpecError
 from nnzoo.layout import from_keras, to_keras
 from nnzoo.links import keras_name, torch_path
 from nnzoo.registry import resolve
-from nnzoo.runtime import ParamCount, check_device, count_params, output_shape, run, to_numpy
+from nnzoo.runtime import (
+    ParamCount,
+    check_device,
+    count_params,
+    ieee_float32,
+    keras_device,
+    output_shape,
+    run,
+    to_numpy,
+    torch_input,
+)
 from nnzoo.specs.base import Spec
 
 
@@ -246,10 +256,12 @@ def _first(out: Any) -> Any:
     return out[0] if isinstance(out, tuple | list) else out
 
 
-def layer_report(torch_model: Any, keras_model: Any, x: np.ndarray) -> list[LayerDiff]:
+def layer_report(torch_model: Any, keras_model: Any, x: np.ndarray, *,
+                 device: str = "cpu") -> list[LayerDiff]:
     """Each named block's output in both builds, in PyTorch's execution order.
 
     Run after a weight transfer: the first row that is not ok is where the builds diverge.
+    PyTorch's runs where its weights are; Keras's on `device`.
     """
     import keras
     import torch
@@ -266,8 +278,8 @@ def layer_report(torch_model: Any, keras_model: Any, x: np.ndarray) -> list[Laye
             hooks.append(module.register_forward_hook(hook))
     try:
         torch_model.eval()
-        with torch.no_grad():
-            torch_model(torch.from_numpy(x))
+        with torch.no_grad(), ieee_float32(device):
+            torch_model(torch_input(torch_model, x))
     finally:
         for h in hooks:
             h.remove()
@@ -275,7 +287,8 @@ def layer_report(torch_model: Any, keras_model: Any, x: np.ndarray) -> list[Laye
     nhwc = {n for n, m in torch_model.named_modules() if getattr(m, "nnzoo_channels_last", False)}
     outputs = [keras_model.get_layer(keras_name(n)).output for n in names]
     probe = keras.Model(keras_model.input, outputs)
-    values = probe(to_keras(x, spec.input_kind), training=False)
+    with keras_device(device), ieee_float32(device):
+        values = probe(to_keras(x, spec.input_kind), training=False)
     values = values if isinstance(values, list | tuple) else [values]
     rows = []
     for name, kv in zip(names, values):
@@ -325,7 +338,7 @@ def exercise_state(model: Any, seed: int, x: np.ndarray | None = None, *,
     twin.train()
     try:
         with torch.no_grad():
-            twin(torch.from_numpy(x))
+            twin(torch_input(twin, x))
     finally:
         twin.eval()
         for m, momentum in zip(norms, momenta):
@@ -380,7 +393,7 @@ def _numeric_parity(spec: Spec, *, device: str, batch: int, seed: int, layers: b
     noise = rounding_noise(torch_model, x, y_torch, device=device) if dtype == "float32" else 0.0
     results = [compare(y_torch, run(keras_model, x, device=device), "torch->keras", dtype, noise)]
     results[0].weights_exact = exact_there
-    rows = layer_report(torch_model, keras_model, x) if layers else []
+    rows = layer_report(torch_model, keras_model, x, device=device) if layers else []
     load_state_dict(keras_model, keras_own)
     del keras_own
     exercise_state(keras_model, seed + 1, twin=torch_model)

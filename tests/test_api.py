@@ -197,6 +197,31 @@ def test_gpu_status_is_reported_with_a_reason() -> None:
     assert usable or reason
 
 
+def test_gpu_runs_state_ieee_float32_in_every_framework() -> None:
+    """A GPU run sets float32 to IEEE float32 in PyTorch, JAX and TensorFlow (their GPU defaults
+    are TF32 in different places) and gives each switch back as it was; a CPU run touches none.
+    The switches exist in the CPU builds too, so this runs everywhere; test_parity_on_gpu checks
+    the numbers on a GPU."""
+    import jax
+    import tensorflow as tf
+    import torch
+
+    from nnzoo.runtime import ieee_float32
+
+    knobs = [torch.backends.cuda.matmul, torch.backends.cudnn.conv, torch.backends.cudnn.rnn]
+    before = ([k.fp32_precision for k in knobs], tf.config.experimental.tensor_float_32_execution_enabled(),
+              jax.config.jax_default_matmul_precision)
+    with ieee_float32("cpu"):
+        assert [k.fp32_precision for k in knobs] == before[0]
+    with ieee_float32("gpu"):
+        assert [k.fp32_precision for k in knobs] == ["ieee"] * 3
+        assert not tf.config.experimental.tensor_float_32_execution_enabled()
+        assert jax.config.jax_default_matmul_precision == "float32"
+    after = ([k.fp32_precision for k in knobs], tf.config.experimental.tensor_float_32_execution_enabled(),
+             jax.config.jax_default_matmul_precision)
+    assert after == before
+
+
 def test_backend_of_refuses_foreign_objects() -> None:
     with pytest.raises(TypeError):
         backends.backend_of(3)

@@ -98,3 +98,20 @@ def test_validation(field: str, value: object) -> None:
         RecurrentSpec(**{**TINY, field: value})
     assert err.value.field.startswith(field)
     assert repr(value) in str(err.value) or str(value) in str(err.value)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_lstm_takes_kerass_loop_where_its_cudnn_route_disagrees(dtype: str) -> None:
+    """On Keras's JAX backend the cuDNN LSTM route gave NaN in float64 and a backward sequence in
+    the wrong order (test_parity_on_gpu, H200): such an LSTM is built to take Keras's own loop.
+    Elsewhere, and for GRUs, Keras's choice ("auto") stands."""
+    import keras
+
+    from nnzoo.keras_impl.recurrent import TorchGRU, TorchLSTM
+
+    on_jax = keras.backend.backend() == "jax"
+    forward, backward = TorchLSTM(4, dtype=dtype), TorchLSTM(4, go_backwards=True, dtype=dtype)
+    assert forward.use_cudnn == (False if on_jax and dtype == "float64" else "auto")
+    assert backward.use_cudnn == (False if on_jax else "auto")
+    assert TorchGRU(4, go_backwards=True, dtype=dtype).use_cudnn == "auto"

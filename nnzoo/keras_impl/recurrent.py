@@ -88,8 +88,24 @@ class _NativeRNN:
         layers.RNN.__init__(self, cell, return_sequences=True, return_state=True,
                             go_backwards=go_backwards, **kwargs)
         self.input_spec = layers.InputSpec(ndim=3)
-        self.use_cudnn = "auto"
+        self.use_cudnn = "auto" if self.cudnn_agrees() else False
         self.supports_jit = False  # as Keras does where cuDNN may run: its kernels are not XLA
+
+    def cudnn_agrees(self) -> bool:
+        """Whether Keras's cuDNN route gives what its own step loop gives, for this layer.
+
+        Measured on an H200 (Keras 3.15.1, JAX 0.11.2): on the JAX backend Keras sends an LSTM to
+        `jax.experimental.rnn`'s cuDNN kernel, whose float64 outputs were NaN, and which hands a
+        `go_backwards` layer's sequence back in time order where Keras's loop (and every other
+        backend) returns it reversed: a bidirectional LSTM came out 0.06-0.3 off. Those LSTMs take
+        Keras's loop; a forward float32 LSTM keeps cuDNN (1.9e-7 from PyTorch's, inside the bound).
+        On CPU the loop runs anyway.
+        """
+        from nnzoo.backends import keras_backend
+
+        if keras_backend() != "jax" or not isinstance(self, layers.LSTM):
+            return True
+        return not self.go_backwards and self.compute_dtype != "float64"
 
     def compute_mask(self, *args: Any, **kwargs: Any) -> None:
         """No implicit Keras mask leaves the layer: nnzoo passes its step mask explicitly."""
