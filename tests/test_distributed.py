@@ -211,8 +211,8 @@ def test_cli_trains_data_parallel_with_progress_from_rank_0_only(
 
     status = main(["train", "mlp_small", "hidden_sizes=[8]", "--backend", "torch",
                    "--data-parallel", "2", "--steps", "2", "--batch", "4"])
-    out = capfd.readouterr().out
-    assert status == 0, out
+    out, err = capfd.readouterr()
+    assert status == 0, out + err
     assert "PyTorch DDP (gloo), 2 workers x 2 examples, 2 steps" in out
     steps = [line for line in out.splitlines() if ": step " in line]
     assert [line.split("  ")[0] for line in steps] == ["mlp_small: step 1/2", "mlp_small: step 2/2"]
