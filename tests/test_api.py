@@ -209,17 +209,18 @@ def test_gpu_runs_state_ieee_float32_in_every_framework() -> None:
     from nnzoo.runtime import ieee_float32
 
     knobs = [torch.backends.cuda.matmul, torch.backends.cudnn.conv, torch.backends.cudnn.rnn]
-    before = ([k.fp32_precision for k in knobs], tf.config.experimental.tensor_float_32_execution_enabled(),
-              jax.config.jax_default_matmul_precision)
+
+    def switches() -> tuple:
+        return ([k.fp32_precision for k in knobs],
+                tf.config.experimental.tensor_float_32_execution_enabled(),
+                jax.config.jax_default_matmul_precision)
+
+    before = switches()
     with ieee_float32("cpu"):
-        assert [k.fp32_precision for k in knobs] == before[0]
+        assert switches() == before
     with ieee_float32("gpu"):
-        assert [k.fp32_precision for k in knobs] == ["ieee"] * 3
-        assert not tf.config.experimental.tensor_float_32_execution_enabled()
-        assert jax.config.jax_default_matmul_precision == "float32"
-    after = ([k.fp32_precision for k in knobs], tf.config.experimental.tensor_float_32_execution_enabled(),
-             jax.config.jax_default_matmul_precision)
-    assert after == before
+        assert switches() == (["ieee"] * 3, False, "float32")
+    assert switches() == before
 
 
 def test_backend_of_refuses_foreign_objects() -> None:
