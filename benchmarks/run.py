@@ -33,7 +33,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 #: Variants left out of a full run unless named: minutes per step on a 2-core CPU, or gigabytes.
 HEAVY = ("resnet101", "resnet152", "resnext101_*", "wide_resnet*", "vit_b_32", "vit_l_*",
-         "vit_h_*")
+         "vit_h_*", "convnext_small", "convnext_base", "efficientnet_b[1-7]")
 QUICK = ("mlp_small", "cnn_small", "lstm", "resnet18", "vit_ti_16")
 #: torch.compile is measured (full run only) for the first of these that exist: resnet50, a ViT.
 COMPILE = (("resnet50",), ("vit_s_16", "vit_b_16", "vit_ti_16"))

@@ -8,10 +8,14 @@ a spec a reference cannot express (a CIFAR stem, grouped convolutions for keras-
 without a class token) simply has no such reference.
 
 References and their availability here:
-- PyTorch: torchvision (ResNet, ViT), timm (ResNet, ViT).
+- PyTorch: torchvision (ResNet, ViT; ConvNeXt, MobileNet, EfficientNet by name), timm (ResNet,
+  ViT; ConvNeXt-T, MobileNetV2/V3, EfficientNet-B0 by name).
 - Keras: keras.applications (ResNet50/101/152 v1 only: the stride sits in the first 1x1
-  convolution, a few % fewer FLOPs than v1.5; no ViT), keras-hub (ResNet, ViT backbones, given
-  the same pooling + dense head as nnzoo's classifiers).
+  convolution, a few % fewer FLOPs than v1.5; no ViT; ConvNeXt-T, MobileNetV2/V3 and
+  EfficientNet-B0 by name, EfficientNet with its input normalization), keras-hub (ResNet, ViT
+  backbones, given the same pooling + dense head as nnzoo's classifiers).
+A reference "by name" is used only for the registered spec it names (the number of classes
+aside); its trainable count equals torchvision's (measured: timm 1.0.31, Keras 3.15).
 """
 
 from __future__ import annotations
@@ -129,6 +133,57 @@ def _keras_hub_vit(spec: Spec) -> Any:
     return _with_head(backbone, spec, "token")
 
 
+# ---- references by name: ConvNeXt, MobileNet, EfficientNet ---------------------------------------
+#: nnzoo name -> the reference's own name, where it builds the same network.
+NAMED: dict[str, dict[str, str]] = {
+    "torchvision": {n: n for n in ("convnext_tiny", "convnext_small", "convnext_base",
+                                   "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
+                                   *(f"efficientnet_b{i}" for i in range(8)))},
+    "timm": {"convnext_tiny": "convnext_tiny", "mobilenet_v2": "mobilenetv2_100",
+             "mobilenet_v3_large": "mobilenetv3_large_100",
+             "mobilenet_v3_small": "mobilenetv3_small_100", "efficientnet_b0": "efficientnet_b0"},
+    "keras.applications": {"convnext_tiny": "ConvNeXtTiny", "mobilenet_v2": "MobileNetV2",
+                           "mobilenet_v3_large": "MobileNetV3Large",
+                           "mobilenet_v3_small": "MobileNetV3Small",
+                           "efficientnet_b0": "EfficientNetB0"},
+}
+
+
+def _registered_name(spec: Spec) -> str | None:
+    """The registered model whose spec this is, the number of classes aside."""
+    for name in nnzoo.list_models(family=spec.family):
+        if nnzoo.get_spec(name, num_classes=spec.num_classes) == spec:
+            return name
+    return None
+
+
+def _named(impl: str) -> Callable[[Spec], bool]:
+    return lambda spec: spec.num_classes > 0 and _registered_name(spec) in NAMED[impl]
+
+
+def _torchvision_named(spec: Spec) -> Any:
+    name = NAMED["torchvision"][_registered_name(spec)]
+    return getattr(_torchvision(), name)(num_classes=spec.num_classes)
+
+
+def _timm_named(spec: Spec) -> Any:
+    _torchvision()
+    import timm
+
+    return timm.create_model(NAMED["timm"][_registered_name(spec)], num_classes=spec.num_classes)
+
+
+def _keras_applications_named(spec: Spec) -> Any:
+    import keras
+
+    app = NAMED["keras.applications"][_registered_name(spec)]
+    # Logits, as nnzoo's classifiers return; no preprocessing layers where they are optional.
+    extra = {"include_preprocessing": False} if "V3" in app or "ConvNeXt" in app else {}
+    return getattr(keras.applications, app)(weights=None, classes=spec.num_classes,
+                                            input_shape=(*spec.image_size, 3),
+                                            classifier_activation=None, **extra)
+
+
 Builder = Callable[[Spec], Any]
 
 #: (implementation, family) -> (can it express this spec?, build it)
@@ -144,6 +199,10 @@ REFERENCES: dict[tuple[str, str], tuple[Callable[[Spec], bool], Builder]] = {
     ("keras_hub", "resnet"): (lambda s: _plain_resnet(s) and s.groups == 1 and s.base_width == 64,
                               _keras_hub_resnet),
     ("keras_hub", "vit"): (_plain_vit, _keras_hub_vit),
+    **{(impl, family): (_named(impl), builder)
+       for impl, builder in (("torchvision", _torchvision_named), ("timm", _timm_named),
+                             ("keras.applications", _keras_applications_named))
+       for family in ("convnext", "mobilenet", "efficientnet")},
 }
 
 

@@ -56,6 +56,7 @@ def _linear(m: Any, call: Call) -> tuple[int, int]:
 #: (activations, normalization, pooling, dropout, reshaping, an embedding's lookup, resizing).
 NO_MACS = frozenset({
     "ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "Hardswish", "Hardsigmoid",
+    "HardSigmoid",
     "Softmax",
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "LayerNorm2d", "GroupNorm",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",

@@ -137,6 +137,7 @@ from nnzoo.probes import (  # noqa: E402  (next to the entries they prove)
     probe_grad_clipping,
     probe_gru_gate_order,
     probe_gru_reset_after,
+    probe_hard_sigmoid,
     probe_kernel_layout,
     probe_ln_eps,
     probe_lstm_biases,
@@ -144,6 +145,7 @@ from nnzoo.probes import (  # noqa: E402  (next to the entries they prove)
     probe_pool_padding,
     probe_sgd_momentum_schedule,
     probe_sgd_weight_decay,
+    probe_stochastic_depth,
     probe_upsample_bilinear,
 )
 
@@ -252,6 +254,28 @@ REGISTRY: tuple[Difference, ...] = (
         "activation='gelu' (exact) or 'gelu_tanh', passed explicitly to both",
         ("activation",), lambda c: c.has("GELU"), probe_gelu,
         "max |gelu - gelu_tanh| on [-6, 6]", defaults_agree=True),
+    Difference(
+        "hard_sigmoid", "Hard sigmoid (and hard swish): which line",
+        "Hardsigmoid: relu6(x + 3) / 6; Hardswish: x times that",
+        "hard_sigmoid, hard_swish: relu6(x + 3) / 6 in Keras 3; clip(0.2 x + 0.5, 0, 1) in Keras 2 "
+        "and tf.keras up to TensorFlow 2.15",
+        "Keras 3 and PyTorch agree; a port from Keras 2 code (or its MobileNetV3 gates) brings "
+        "the steeper 0.2 slope, and every gate and hard-swish is off.",
+        "activation='hardswish' / the squeeze-excitation's 'hardsigmoid' gate, written as "
+        "relu6(x + 3) / 6 in both builds",
+        ("activation",), lambda c: c.has("Hardsigmoid", "HardSigmoid", "Hardswish"), probe_hard_sigmoid,
+        "max |hard sigmoid difference| on [-6, 6], Keras 2's line", defaults_agree=True),
+    Difference(
+        "stochastic_depth", "Stochastic depth: whole examples or single values",
+        "torchvision.ops.StochasticDepth(p, 'row'): drops an example's whole residual branch, "
+        "scales the kept ones by 1 / (1 - p)",
+        "no such layer; Dropout(p) drops single values",
+        "A plain dropout on the branch keeps every example's branch in part: a different "
+        "regulariser with the same rate and the same mean, so nothing looks wrong.",
+        "Dropout(p, noise_shape=(None, 1, 1, 1)) in Keras (keras_impl/convnext.py); the parity "
+        "and training checks set the rate to 0 and a test compares the two in distribution",
+        ("stochastic_depth",), lambda c: c.has("StochasticDepth", where=lambda m: m.rate > 0),
+        probe_stochastic_depth, "share of examples dropped in part, p = 0.2, 2x2x4 branch"),
     Difference(
         "kernel_layout", "Weight layouts", "dense (out, in); conv (out, in, kh, kw)",
         "dense (in, out); conv (kh, kw, in, out)",

@@ -273,6 +273,29 @@ def probe_gelu(settled: bool) -> float:
                                                             name="act")(x))
 
 
+def probe_hard_sigmoid(settled: bool) -> float:
+    """nnzoo's Keras hard sigmoid against PyTorch's; unsettled, the clip(0.2 x + 0.5) of Keras 2
+    and tf.keras (TensorFlow <= 2.15) that old ports carry."""
+    torch, _ = _fw()
+    from nnzoo.keras_impl.layers import activation
+
+    x = np.linspace(-6, 6, 1201, dtype=np.float32)[None]
+    theirs = activation("hardsigmoid", name="act")(x) if settled else np.clip(0.2 * x + 0.5, 0, 1)
+    return _diff(_torch_run(torch.nn.Hardsigmoid(), x), theirs)
+
+
+def probe_stochastic_depth(settled: bool) -> float:
+    """The share of examples whose residual branch is dropped in part, not whole: 0 in PyTorch
+    (torchvision's row mode); unsettled, Keras's plain `Dropout(rate)` drops element-wise."""
+    _, keras = _fw()
+    from nnzoo.keras_impl.convnext import stochastic_depth
+
+    x = np.ones((4000, 2, 2, 4), dtype=np.float32)
+    layer = stochastic_depth(0.2, name="sd") if settled else keras.layers.Dropout(0.2, seed=0)
+    rows = to_numpy(layer(x, training=True)).reshape(len(x), -1)
+    return float(np.mean(np.any(rows == 0, axis=1) & np.any(rows != 0, axis=1)))
+
+
 def probe_kernel_layout(settled: bool) -> float:
     torch, keras = _fw()
     from nnzoo.links import _conv

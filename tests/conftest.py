@@ -88,6 +88,12 @@ TINY: dict[str, dict[str, object]] = {
     "convnext": {"layers": (1, 1), "widths": (8, 16), "image_size": (8, 8)},
     "hybrid": {"stages": ({"channels": 4},), "image_size": (8, 8), "attention_layers": 1,
                "mlp_dim": 16, "num_heads": 2},
+    "mobilenet": {"blocks": ({"channels": 8, "expanded": 16, "se": True},
+                             {"channels": 8, "expanded": 8, "stride": 2, "activation": "hardswish"}),
+                  "stem_width": 8, "last_width": 16, "hidden_width": 8, "image_size": (8, 8)},
+    "efficientnet": {"stages": ({"expand_ratio": 2, "kernel": 3, "stride": 1, "channels": 8, "layers": 2},
+                                {"expand_ratio": 1, "kernel": 5, "stride": 2, "channels": 8, "layers": 1}),
+                     "stem_width": 8, "head_ratio": 2, "image_size": (8, 8)},
 }
 
 

@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 
 from nnzoo.specs.cnn import CNNSpec, ConvStage
 from nnzoo.specs.convnext import ConvNeXtSpec
+from nnzoo.specs.efficientnet import EfficientNetSpec, MBStage
 from nnzoo.specs.hybrid import HybridSpec
 from nnzoo.specs.mlp import MLPSpec
+from nnzoo.specs.mobilenet import MBBlock, MobileNetSpec
 from nnzoo.specs.recurrent import RecurrentSpec
 from nnzoo.specs.resnet import ResNetSpec
 from nnzoo.specs.transformer import TransformerSpec
@@ -191,9 +193,52 @@ def hybrid(draw: Any) -> HybridSpec:
     )
 
 
+@st.composite
+def mobilenet(draw: Any) -> MobileNetSpec:
+    """One to three blocks of either layout (V2 without squeeze-excitation), with or without an
+    expansion layer, residual or strided, and V2's or V3's head."""
+    version = draw(st.sampled_from(["v2", "v3"]))
+    blocks = tuple(MBBlock(
+        channels=draw(st.sampled_from([4, 8])), expanded=draw(st.sampled_from([4, 8, 12])),
+        kernel=draw(st.sampled_from([1, 3, 5])), stride=draw(st.sampled_from([1, 2])),
+        se=version == "v3" and draw(st.booleans()),
+        activation=draw(st.sampled_from(["relu6", "relu", "hardswish"])),
+    ) for _ in range(draw(st.integers(1, 3))))
+    return MobileNetSpec(
+        version=version, blocks=blocks, stem_width=draw(st.sampled_from([4, 8])),
+        stem_activation=draw(st.sampled_from(["relu6", "hardswish"])),
+        last_width=draw(st.integers(2, 12)), last_activation=draw(st.sampled_from(["relu6", "hardswish"])),
+        hidden_width=draw(st.sampled_from([0, 6])), se_divisor=draw(st.sampled_from([1, 8])),
+        dropout=draw(st.sampled_from([0.0, 0.2])), bn_eps=draw(EPS), bn_momentum=draw(MOMENTUM),
+        in_channels=draw(st.integers(1, 3)),
+        image_size=(draw(st.integers(4, 12)), draw(st.integers(4, 12))),
+        num_classes=draw(st.integers(0, 4)),
+    )
+
+
+@st.composite
+def efficientnet(draw: Any) -> EfficientNetSpec:
+    """One or two small stages, scaled in width and depth."""
+    stages = tuple(MBStage(
+        expand_ratio=draw(st.sampled_from([1, 2])), kernel=draw(st.sampled_from([3, 5])),
+        stride=draw(st.sampled_from([1, 2])), channels=draw(st.sampled_from([4, 8])),
+        layers=draw(st.integers(1, 2)),
+    ) for _ in range(draw(st.integers(1, 2))))
+    return EfficientNetSpec(
+        stages=stages, width_mult=draw(st.sampled_from([0.5, 1.0, 1.4])),
+        depth_mult=draw(st.sampled_from([1.0, 1.5])), stem_width=draw(st.sampled_from([4, 8])),
+        head_ratio=draw(st.integers(1, 2)), se_reduction=draw(st.sampled_from([2, 4])),
+        stochastic_depth=draw(st.sampled_from([0.0, 0.2])),
+        dropout=draw(st.sampled_from([0.0, 0.2])), bn_eps=draw(EPS), bn_momentum=draw(MOMENTUM),
+        in_channels=draw(st.integers(1, 3)),
+        image_size=(draw(st.integers(4, 12)), draw(st.integers(4, 12))),
+        num_classes=draw(st.integers(0, 4)),
+    )
+
+
 #: family -> strategy of valid specs
 VALID: dict[str, Any] = {
     "mlp": mlp(), "cnn": cnn(), "resnet": resnet(), "vit": vit(), "unet": unet(),
     "recurrent": recurrent(), "transformer": transformer(), "convnext": convnext(),
-    "hybrid": hybrid(),
+    "hybrid": hybrid(), "mobilenet": mobilenet(), "efficientnet": efficientnet(),
 }

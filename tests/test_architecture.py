@@ -51,6 +51,11 @@ ONE_SIDED: dict[str, str] = {
     "torch_impl.convnext.permute":
         "PyTorch's block turns NCHW to channels-last and back around its norm and MLP; the Keras "
         "build is channels-last throughout",
+    "torch_impl.mobilenet.inverted_residual":
+        "the module holding a block's layers and its residual add; Keras blocks are functions "
+        "(`mobile_block`, `mb_conv`) that end in `block_output`",
+    "keras_impl.mobilenet.block_output":
+        "the Add layer ending a block that keeps its size; PyTorch adds in the block's forward()",
     "torch_impl.layers.channels_last":
         "marks a PyTorch module that runs channels-last inside an NCHW network; every Keras "
         "image layer is channels-last",

@@ -69,6 +69,11 @@ EXPECTED = {
     "crnn": ({"column_order", "lstm_biases", "bn_eps", "data_layout"}, {"attention_layout"}),
     "conv_transformer": ({"attention_layout", "ln_eps", "gelu", "conv_padding"},
                          {"column_order", "lstm_biases"}),
+    "mobilenet_v3_small": ({"hard_sigmoid", "bn_eps", "bn_momentum", "conv_padding"},
+                           {"stochastic_depth", "flatten_order"}),
+    "mobilenet_v2": ({"conv_padding", "bn_eps"}, {"hard_sigmoid", "stochastic_depth"}),
+    "efficientnet_b0": ({"stochastic_depth", "conv_padding", "bn_eps"}, {"hard_sigmoid"}),
+    "convnext_tiny": ({"stochastic_depth", "ln_eps", "gelu"}, {"bn_eps"}),
 }
 
 

@@ -22,7 +22,7 @@ from nnzoo.errors import DistributedError, SpecError
 from nnzoo.launch import Workers
 
 SPECS = [tiny(name) for name in smallest_per_family()]
-BN_FAMILIES = {"resnet", "unet", "hybrid"}
+BN_FAMILIES = {"resnet", "unet", "hybrid", "mobilenet", "efficientnet"}
 
 
 def _gone(pids: tuple[int, ...]) -> None:

@@ -40,6 +40,12 @@ SMALL: dict[str, dict[str, Any]] = {
     "convnext": {"layers": [1, 1], "widths": [8, 16], "image_size": [16, 16], "layer_scale": 0.5},
     "hybrid": {"stages": [{"channels": 8}], "image_size": [16, 16], "attention_layers": 1,
                "mlp_dim": 16, "num_heads": 2},
+    "mobilenet": {"blocks": [{"channels": 8, "expanded": 16, "se": True, "stride": 2},
+                             {"channels": 8, "expanded": 24, "activation": "hardswish"}],
+                  "stem_width": 8, "last_width": 16, "hidden_width": 8, "image_size": [16, 16]},
+    "efficientnet": {"stages": [{"expand_ratio": 2, "kernel": 3, "stride": 2, "channels": 8,
+                                 "layers": 2}], "stem_width": 8, "head_ratio": 2,
+                     "image_size": [16, 16]},
 }
 FAMILY_MODELS = smallest_per_family()
 _BUILDS: dict[tuple[str, str], Any] = {}  # (name, backend) -> model; the Keras one is a twin

@@ -43,7 +43,8 @@ def test_every_model_has_a_cost(name: str) -> None:
     assert cost.param_bytes == cost.params * 4 and cost.activation_bytes > 0
 
 
-@pytest.mark.parametrize("name", present("resnet50", "convnext_tiny") + nnzoo.list_models("cnn*"))
+@pytest.mark.parametrize("name", present("resnet50", "convnext_tiny", "mobilenet_v3_large", "efficientnet_b0")
+                         + nnzoo.list_models("cnn*"))
 def test_convolutional_models_match_torch_flop_counter(name: str) -> None:
     ours, theirs = flops(name).flops, counted(name)
     assert abs(ours - theirs) <= 0.01 * theirs, (ours, theirs)

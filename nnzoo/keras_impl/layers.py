@@ -74,6 +74,14 @@ class Act(layers.Layer):
             return ops.silu(x)
         if self.kind == "tanh":
             return ops.tanh(x)
+        if self.kind == "relu6":
+            return ops.relu6(x)
+        if self.kind == "hardswish":  # x * relu6(x + 3) / 6, as PyTorch's
+            return ops.hard_swish(x)
+        if self.kind == "hardsigmoid":  # relu6(x + 3) / 6 (Keras 3; Keras 2's was 0.2 x + 0.5)
+            return ops.hard_sigmoid(x)
+        if self.kind == "sigmoid":
+            return ops.sigmoid(x)
         raise ValueError(f"unknown activation {self.kind!r}")
 
     def get_config(self) -> dict[str, Any]:

@@ -15,4 +15,6 @@ FAMILIES: tuple[str, ...] = (
     "vit",
     "convnext",
     "hybrid",
+    "mobilenet",
+    "efficientnet",
 )

