@@ -50,12 +50,14 @@ def parse_overrides(words: Sequence[str]) -> dict[str, Any]:
 # ---- commands ---------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     from nnzoo.registry import entry, list_models
+    from nnzoo.specs import FAMILIES
 
     names = list_models(args.pattern, family=args.family)
     width = max((len(n) for n in names), default=0)
+    family_width = max(len(f) for f in FAMILIES)
     for name in names:
         e = entry(name)
-        print(f"{name:<{width}}  {e.spec.family:<11} {e.description}")
+        print(f"{name:<{width}}  {e.spec.family:<{family_width}} {e.description}")
     return 0
 
 

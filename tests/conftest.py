@@ -62,6 +62,24 @@ def meta_count(name: str) -> int:
         return count_params(backends.build_native(nnzoo.get_spec(name), "torch")).total
 
 
+#: Above this many parameters a model's numeric and gradient checks run under `slow` (the
+#: TensorFlow pass only; counts and shapes stay in the default run).
+HEAVY = 50_000_000
+
+
+def heavy(name: str) -> bool:
+    """Over HEAVY parameters, or a compound scaling of a lighter registered model (EfficientNet
+    B1..B7: B0's layers, wider and repeated, on a larger image). Its layer types are checked on
+    every backend through the lighter model; on JAX, whose CPU gradient of a wide depthwise
+    convolution is costly, B1..B6 added 8 minutes to the pass (measured) and B6's asked for
+    26 GB."""
+    import nnzoo
+
+    spec = nnzoo.get_spec(name)
+    scaled = getattr(spec, "width_mult", 1.0) != 1.0 or getattr(spec, "depth_mult", 1.0) != 1.0
+    return scaled or meta_count(name) > HEAVY
+
+
 @functools.cache
 def smallest_per_family() -> list[str]:
     """One model per family -- its smallest variant -- for checks that need a real run."""

@@ -53,6 +53,19 @@ def test_info_shows_what_a_scaling_does(overrides: list[str], trainable: tuple[f
         assert low <= scaling["ratio"][key] <= high, (key, scaling)
 
 
+def test_info_scales_efficientnet_by_its_coefficients(capsys: pytest.CaptureFixture[str]) -> None:
+    """EfficientNet's compound scaling is three overrides of B0: B3's coefficients give B3's
+    network (torchvision's count) and say what they cost against B0."""
+    from nnzoo.registry import entry
+
+    assert main(["info", "efficientnet_b0", "width_mult=1.2", "depth_mult=1.4",
+                 "image_size=300"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["counts"]["torch"]["trainable"] == entry("efficientnet_b3").published["trainable"]
+    assert 2.3 <= info["scaling"]["ratio"]["trainable"] <= 2.4  # 12.2M / 5.3M
+    assert info["scaling"]["ratio"]["flops"] > 4  # deeper and 1.8x the pixels
+
+
 def test_parity_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["parity", "mlp_small", "cnn_small_gap"]) == 0
     out = capsys.readouterr().out

@@ -1,8 +1,9 @@
 """The parity suite: every registered model, both backends. A new variant is checked here
 without editing this file.
 
-Heavy models (over 50M parameters, measured by a free build on PyTorch's meta device) keep
-their count and shape checks in the default run and move their numeric checks under `slow`.
+Heavy models (over 50M parameters, measured by a free build on PyTorch's meta device, or a
+compound scaling of a lighter registered model: `conftest.heavy`) move their checks under `slow`,
+which `make test` runs on the TensorFlow pass.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ import pytest
 from helpers import weights_digest
 
 import nnzoo
-from conftest import meta_count, smallest_per_family
+from conftest import heavy, meta_count, smallest_per_family
 from nnzoo.parity import numeric_parity
 from nnzoo.registry import entry
 
-HEAVY = 50_000_000
 #: Above this, the numeric check (two float64 builds alive at once: 16 bytes a parameter, plus the
 #: frameworks' working memory) does not fit CI's 24 GB: counts and shapes only (ViT-H/14).
 HUGE = 400_000_000
@@ -37,7 +37,7 @@ def _params(slow_if_heavy: bool, numeric: bool = False) -> list:
             continue
         if count > ALONE:
             params.append(pytest.param(name, marks=[pytest.mark.slow, pytest.mark.alone]))
-        elif count > HEAVY:
+        elif heavy(name):
             params.append(pytest.param(name, marks=pytest.mark.slow))
         else:
             params.append(name)
@@ -80,7 +80,7 @@ def test_spec_json_round_trip(name: str) -> None:
 
 def _numeric_params() -> list:
     """The float64 verdict for every model up to HUGE (heavy ones under `slow`); the float32
-    report for every model up to HEAVY. A heavy variant is its family's light layers, wider or
+    report for every model that is not heavy. A heavy variant is its family's light layers, wider or
     repeated: its float32 rounding is theirs, reported already, and its float32 pair of builds
     cost the slow pass some four minutes."""
     params = []
@@ -88,7 +88,7 @@ def _numeric_params() -> list:
         name = p if isinstance(p, str) else p.values[0]
         marks = () if isinstance(p, str) else p.marks
         params.append(pytest.param(name, "float64", marks=marks, id=f"float64-{name}"))
-        if meta_count(name) <= HEAVY:
+        if not heavy(name):
             params.append(pytest.param(name, "float32", id=f"float32-{name}"))
     return params
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import nnzoo
-from conftest import TINY, meta_count, smallest_per_family
+from conftest import TINY, heavy, meta_count, smallest_per_family
 from nnzoo import backends
 from nnzoo.errors import SpecError
 from nnzoo.parity import ATOL
@@ -26,7 +26,6 @@ from nnzoo.training import gradient_parity, train_parity
 
 pytestmark = pytest.mark.keras
 
-HEAVY = 50_000_000  # under `slow` above this, as in test_parity
 #: Not at all above this: two float64 builds, their gradients and Keras's own weights kept aside
 #: peak at ~8 copies of the model (measured: 5.5 GB for ViT-B/16's 86M parameters), 19 GB for
 #: ViT-L: past CI's 16 GB budget. ViT-L/H add no layer type to ViT-B (checked here, slow).
@@ -39,13 +38,13 @@ TF_ONLY = pytest.mark.skipif(not ON_TF, reason="the TensorFlow pass runs it (JAX
 
 
 def _registry() -> list:
-    """The whole registry up to HUGE, heavy models under `slow` (which `make test` runs on the
-    TensorFlow pass; on JAX and PyTorch, as in test_parity, every model up to 50M)."""
+    """The whole registry up to HUGE, heavy models (`conftest.heavy`) under `slow`, which `make
+    test` runs on the TensorFlow pass; on JAX and PyTorch, as in test_parity, every other model."""
     params = []
     for name in nnzoo.list_models():
         count = meta_count(name)
         if count <= HUGE:
-            params.append(pytest.param(name, marks=pytest.mark.slow) if count > HEAVY else name)
+            params.append(pytest.param(name, marks=pytest.mark.slow) if heavy(name) else name)
     return params
 
 
