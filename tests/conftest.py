@@ -62,17 +62,16 @@ def meta_count(name: str) -> int:
         return count_params(backends.build_native(nnzoo.get_spec(name), "torch")).total
 
 
-#: Above this many parameters a model's numeric and gradient checks run under `slow` (the
-#: TensorFlow pass only; counts and shapes stay in the default run).
+#: Above this many parameters a model's parity and gradient checks run under `slow` (in `make
+#: test`, on the TensorFlow pass only).
 HEAVY = 50_000_000
 
 
 def heavy(name: str) -> bool:
     """Over HEAVY parameters, or a compound scaling of a lighter registered model (EfficientNet
     B1..B7: B0's layers, wider and repeated, on a larger image). Its layer types are checked on
-    every backend through the lighter model; on JAX, whose CPU gradient of a wide depthwise
-    convolution is costly, B1..B6 added 8 minutes to the pass (measured) and B6's asked for
-    26 GB."""
+    every backend through the lighter model. On Keras's JAX backend B1..B6 added 8 minutes to
+    the pass (measured, 2-core CPU), and B6's float64 gradient asked XLA for one 26 GB buffer."""
     import nnzoo
 
     spec = nnzoo.get_spec(name)
