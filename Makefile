@@ -31,9 +31,9 @@ demo: $(STAMP)
 # variants' two largest gradient checks (HEAVY_ALONE; the two `-k` expressions are each other's
 # complement, so every heavy check runs once whatever the registry holds). Those two ran in lane
 # 1 until the new families lengthened both lanes: then they overlapped the other heavy checks and
-# the machine peaked at 19.9 GB (clean clone, 2-core AMD EPYC, 2026-12-04). Measured passes (same
-# run): TensorFlow 16.7 min, PyTorch 3.7, JAX 16.8, the other heavy checks 6.5, the two largest
-# gradient checks 1.3, `alone` 2.0.
+# the machine peaked at 19.9 GB (clean clone, 2-core AMD EPYC, 2026-12-04). Measured passes since
+# (same machine, 28.1 min in all, 14.7 GB peak): TensorFlow 16.7 min, PyTorch 3.4, JAX 17.0, the
+# other heavy checks 5.2, `alone` 2.0, the two largest gradient checks 1.0.
 # In the lanes each framework computes on one thread: two processes each spreading work over
 # both cores made them wait on each other (measured, two numeric-parity passes side by side:
 # Keras/PyTorch's 4.7 min and Keras/JAX's 4.8 min with two threads each, 2.6 and 3.5 min with
