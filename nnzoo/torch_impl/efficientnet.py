@@ -39,7 +39,11 @@ class MBConv(InvertedResidual):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.block(x)
-        return x + self.stochastic_depth(y) if self.stochastic_depth is not None else y
+        if self.stochastic_depth is None:
+            return y
+        y = self.stochastic_depth(y)
+        y += x  # in place, as torchvision: y is a batch norm's output (or its masked copy)
+        return y
 
 
 class EfficientNet(ZooModule):

@@ -21,11 +21,12 @@ from nnzoo.torch_impl.layers import ZooModule, activation, conv2d, norm
 def conv_norm_act(spec: Spec, c_in: int, c_out: int, *, kernel: int, stride: int = 1,
                   groups: int = 1, act: str | None) -> nn.Sequential:
     """torchvision's `Conv2dNormActivation`: conv (no bias, padding (k - 1) / 2), batch norm,
-    and the activation (none: a linear projection); batch-norm eps and momentum from `spec`."""
+    and the activation (none: a linear projection), in place on the norm's output as
+    torchvision's; batch-norm eps and momentum from `spec`."""
     parts = [conv2d(c_in, c_out, kernel, stride=stride, padding=(kernel - 1) // 2, bias=False,
                     groups=groups), norm(spec, "batch", c_out, dims=2)]
     if act is not None:
-        parts.append(activation(act))
+        parts.append(activation(act, inplace=True))
     return nn.Sequential(*parts)
 
 
@@ -58,7 +59,9 @@ class InvertedResidual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = getattr(self, self.attr)(x)
-        return x + y if self.use_res_connect else y
+        if self.use_res_connect:
+            y += x  # in place, as torchvision: y is a batch norm's output, read by nothing else
+        return y
 
 
 def mobile_block(spec: MobileNetSpec, c_in: int, b: MBBlock) -> InvertedResidual:
@@ -91,7 +94,8 @@ class MobileNet(ZooModule):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         head: list[nn.Module] = []
         if spec.hidden_width:  # V3: linear -> activation -> dropout -> linear
-            head += [nn.Linear(spec.last_width, spec.hidden_width), activation(spec.last_activation)]
+            head += [nn.Linear(spec.last_width, spec.hidden_width),
+                     activation(spec.last_activation, inplace=True)]
         head.append(nn.Dropout(spec.dropout))
         head.append(nn.Linear(spec.features, spec.num_classes) if spec.num_classes else nn.Identity())
         self.classifier = nn.Sequential(*head)
