@@ -151,20 +151,33 @@ def _train_parity(args: argparse.Namespace) -> int:
     return 0 if result.ok and grads[0].ok else 1
 
 
+def launch_command(backend: str, job: str) -> str:
+    """How to start a written job on each of M machines with P workers (devices) each: the
+    PyTorch worker under torchrun; the Keras worker as JAX processes joined through Keras's own
+    KERAS_DISTRIBUTION_* variables (HOST:PORT is machine 0's)."""
+    if backend == "torch":
+        return ("run it on each machine with\n  torchrun --nnodes M --nproc-per-node P "
+                "--rdzv-backend c10d --rdzv-endpoint HOST:PORT --rdzv-id ID "
+                f"-m nnzoo.torch_impl.distributed {job} OUTDIR")
+    return ("run it on machine i (0..M-1) with\n  KERAS_BACKEND=jax "
+            "KERAS_DISTRIBUTION_JOB_ADDRESSES=HOST:PORT KERAS_DISTRIBUTION_NUM_PROCESSES=M "
+            f"KERAS_DISTRIBUTION_PROCESS_ID=i python -m nnzoo.keras_worker {job} OUTDIR\n"
+            "(P: the machine's accelerators; on CPUs, XLA_FLAGS="
+            "--xla_force_host_platform_device_count=P)")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """`train NAME --backend B --data-parallel N`: the framework's own data-parallel engine on
     this machine, progress from rank 0; see the README for several machines."""
     from nnzoo.distributed import train_data_parallel, training_job
 
-    if args.write_job:  # the job for torchrun on several machines (README: Data-parallel training)
+    if args.write_job:  # the job for several machines (README: Data-parallel training)
         job = training_job(args.name, world=args.data_parallel, steps=args.steps, batch=args.batch,
                            optimizer=args.optimizer, seed=args.seed, dtype=args.dtype,
                            **parse_overrides(args.overrides))
         with open(args.write_job, "w", encoding="utf-8") as f:
             json.dump(job, f)
-        print(f"wrote {args.write_job}: run it on each machine with\n  torchrun --nnodes M "
-              "--nproc-per-node P --rdzv-backend c10d --rdzv-endpoint HOST:PORT --rdzv-id ID "
-              f"-m nnzoo.torch_impl.distributed {args.write_job} OUTDIR\n"
+        print(f"wrote {args.write_job}: {launch_command(args.backend, args.write_job)}\n"
               f"(M x P = --data-parallel = {args.data_parallel})")
         return 0
     run = train_data_parallel(args.name, backend=args.backend, world=args.data_parallel,
@@ -417,8 +430,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--seed", type=int, default=0, help="weights and synthetic batches")
     p.add_argument("--port", type=int, help="PyTorch's rendezvous port (default: a free one)")
-    p.add_argument("--write-job", metavar="FILE", help="write the workers' job for torchrun on "
-                   "several machines, and print the command, instead of training here")
+    p.add_argument("--write-job", metavar="FILE", help="write the workers' job for several "
+                   "machines (torchrun; on Keras, JAX processes) and print the command to start "
+                   "it on each, instead of training here")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("convert", help="load a weights file into one backend and save it there")

@@ -265,7 +265,7 @@ def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch"
                          sync_bn: bool | Sequence[bool] = True, seed: int = 0,
                          dtype: str = "float64", port: int | None = None,
                          timeout: float = 300.0, keras_backend: str = "jax",
-                         torch_engines: Sequence[str] = ("ddp",),
+                         torch_engines: Sequence[str] = ("ddp",), keras_processes: int = 1,
                          _crash_rank: int | None = None) -> DataParallelReport:
     """Train every model `steps` steps on global batches of `batch` both in one process and
     data-parallel over `world` workers (one launch for all of them), from the same seeded
@@ -281,7 +281,9 @@ def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch"
     worker (False), or a tuple of both to measure each; on JAX the statistics are always the
     global batch's (its cases run once, synchronized). `torch_engines`: ("ddp",), or with
     "fsdp" FSDP's `fully_shard` too (parameters sharded across the processes), in the same
-    launch; the Keras run is compared with DDP.
+    launch; the Keras run is compared with DDP. `keras_processes` (JAX only): the Keras run is
+    that many JAX processes joined by `keras.distribution.initialize`, `world / keras_processes`
+    host devices each -- one program over every process's devices, as across machines.
     `port`: PyTorch's rendezvous port (None: a free one). `optimizer` as in `train_parity`.
     """
     if backend not in ("torch", "keras", "both"):
@@ -289,6 +291,13 @@ def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch"
     if keras_backend not in KERAS_ENGINES:
         raise SpecError("keras_backend", keras_backend, f"one of {', '.join(KERAS_ENGINES)}")
     keras_engine = KERAS_ENGINES[keras_backend]
+    _positive("keras_processes", keras_processes)
+    if keras_processes > 1 and (keras_backend != "jax" or world % keras_processes):
+        raise SpecError("keras_processes", keras_processes, "1, or on keras_backend='jax' a "
+                        f"divisor of world={world} (each process takes world / keras_processes "
+                        "devices; TensorFlow's multi-worker strategy is not wired)")
+    if keras_processes > 1:
+        keras_engine = keras_engine.replace("(JAX)", f"(JAX, {keras_processes} processes)")
     _require_packages(backend, keras_backend if backend != "torch" else None)
     job, labels = make_job(models, world=world, steps=steps, batch=batch, optimizer=optimizer,
                            sync_bn=sync_bn, seed=seed, dtype=dtype, timeout=timeout,
@@ -312,8 +321,9 @@ def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch"
     with contextlib.ExitStack() as stack:
         if on_keras:  # first: the Keras process takes longest
             keras_w = stack.enter_context(Workers(
-                ENGINES["keras"], keras_job, world=1, port=0, timeout=timeout,
-                env=keras_env(keras_backend, world)))
+                ENGINES["keras"], keras_job, world=keras_processes,
+                port=free_port() if keras_processes > 1 else 0, timeout=timeout,
+                env=keras_env(keras_backend, world // keras_processes)))
         if on_torch:
             from nnzoo.torch_impl.distributed import train_case
 
@@ -324,7 +334,7 @@ def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch"
                     singles[key] = train_case(case, job)
             torch_out = [load_results(p, len(job["cases"])) for p in torch_w.wait()]
         if on_keras:
-            keras_out = load_results(keras_w.wait()[0], 2 * len(keras_cases))
+            keras_out = [load_results(p, 2 * len(keras_cases)) for p in keras_w.wait()]
     for i, (case, (name, spec)) in enumerate(zip(job["cases"], labels)):
         if on_torch:
             single = singles[json.dumps(case["spec"], sort_keys=True)]
@@ -333,9 +343,10 @@ def data_parallel_parity(models: Sequence[str | Spec], *, backend: str = "torch"
                                          case["sync_bn"], single, [out[i] for out in torch_out]))
         if i in keras_cases:
             j = keras_cases.index(i)
-            parallel, one = keras_out[j], keras_out[j + len(keras_cases)]
+            processes = [out[j] for out in keras_out]  # each JAX process's copy
+            parallel, one = processes[0], keras_out[0][j + len(keras_cases)]
             report.cases.append(_compare(f"{keras_engine} vs one device", name, spec,
-                                         case["sync_bn"], one, [parallel]))
+                                         case["sync_bn"], one, processes))
             if on_torch:
                 report.cases.append(_compare(f"{TORCH_ENGINES[first]} vs {keras_engine}", name, spec,
                                              case["sync_bn"],

@@ -1,17 +1,26 @@
-"""The Keras data-parallel worker: `python -m nnzoo.keras_worker JOB.json OUTDIR`, one JAX process
-driving `job["world"]` host devices through `nnzoo.keras_impl.distributed`.
+"""The Keras data-parallel worker: `python -m nnzoo.keras_worker JOB.json OUTDIR`, a JAX process
+driving `job["world"]` devices through `nnzoo.keras_impl.distributed` (or a TensorFlow process
+driving as many logical CPUs).
 
-It needs KERAS_BACKEND=jax and XLA_FLAGS=--xla_force_host_platform_device_count=N set before JAX
-starts; `nnzoo.distributed` starts it with both. Each case starts from the seeded PyTorch build's
-weights (so the PyTorch run can be compared too) and is trained data-parallel, then -- unless the
-job is a plain training run -- on one device on the whole batch. OUTDIR/rank0.npz holds the
-PyTorch-keyed results, the data-parallel ones first; a failure goes to OUTDIR/rank0.error.
+On one machine it needs KERAS_BACKEND=jax and XLA_FLAGS=--xla_force_host_platform_device_count=N
+set before JAX starts; `nnzoo.distributed` starts it with both. On JAX the job's devices may
+span several processes (several machines): each process joins the others through
+`keras.distribution.initialize`, configured by Keras's own KERAS_DISTRIBUTION_JOB_ADDRESSES
+(the coordinator's HOST:PORT), KERAS_DISTRIBUTION_NUM_PROCESSES and
+KERAS_DISTRIBUTION_PROCESS_ID, or, when those are unset, torchrun's MASTER_ADDR:MASTER_PORT,
+WORLD_SIZE and RANK (as `nnzoo.launch` sets them). Every process then runs the same program,
+each feeding its own devices. Each case starts from the seeded PyTorch build's weights (so the
+PyTorch run can be compared too) and is trained data-parallel, then -- unless the job is a plain
+training run -- on one device on the whole batch. OUTDIR/rank{P}.npz holds process P's
+PyTorch-keyed results, the data-parallel ones first; a failure goes to OUTDIR/rank{P}.error.
+Process 0 alone prints progress.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -75,21 +84,42 @@ def train_case(case: dict[str, Any], job: dict[str, Any], distribution: Any = No
             "batchnorm": any("BatchNorm" in type(m).__name__ for m in source.modules())}
 
 
+def processes() -> tuple[int, int, str]:
+    """(this process's id, how many processes, the coordinator's HOST:PORT) from Keras's
+    KERAS_DISTRIBUTION_* variables, else torchrun's; (0, 1, "") for a process on its own."""
+    env = os.environ
+    count = int(env.get("KERAS_DISTRIBUTION_NUM_PROCESSES") or env.get("WORLD_SIZE") or 1)
+    if count == 1:
+        return 0, 1, ""
+    pid = int(env.get("KERAS_DISTRIBUTION_PROCESS_ID") or env.get("RANK") or -1)
+    address = env.get("KERAS_DISTRIBUTION_JOB_ADDRESSES") or (
+        f"{env['MASTER_ADDR']}:{env['MASTER_PORT']}" if "MASTER_ADDR" in env else "")
+    if not 0 <= pid < count or not address:
+        raise NnzooError(f"{count} Keras processes, but this one's id ({pid}) or the "
+                         "coordinator's address is missing: set KERAS_DISTRIBUTION_PROCESS_ID "
+                         "(0..N-1) and KERAS_DISTRIBUTION_JOB_ADDRESSES=HOST:PORT")
+    return pid, count, address
+
+
 def main(argv: list[str] | None = None) -> int:
     job_path, out_dir = (argv if argv is not None else sys.argv[1:])[:2]
     out = Path(out_dir)
     from nnzoo.runtime import exit_with_parent
 
     exit_with_parent()
+    pid = 0
     try:
+        pid, count, address = processes()
         job = json.loads(Path(job_path).read_text())
         from nnzoo import backends
-        from nnzoo.keras_impl.distributed import data_parallel, mirrored
+        from nnzoo.keras_impl.distributed import data_parallel, join, mirrored
         from nnzoo.runtime import save_results
 
+        if count > 1:
+            join(address, count, pid)
         engine = data_parallel if backends.keras_backend() == "jax" else mirrored
         distribution = engine(job["world"])
-        say = (lambda line: print(line, flush=True)) if job.get("progress") else None
+        say = (lambda line: print(line, flush=True)) if job.get("progress") and pid == 0 else None
         parallel: dict[str, dict[str, Any]] = {}  # without batch norm, sync_bn changes nothing
         single: dict[str, dict[str, Any]] = {}  # and on one device, never
         results = []
@@ -103,10 +133,10 @@ def main(argv: list[str] | None = None) -> int:
             if key not in single:
                 single[key] = train_case(case, job)
             results.append(single[key])
-        save_results(out / "rank0.npz", results)
+        save_results(out / f"rank{pid}.npz", results)
         return 0
     except BaseException:
-        (out / "rank0.error").write_text(traceback.format_exc())
+        (out / f"rank{pid}.error").write_text(traceback.format_exc())
         return 1
 
 

@@ -20,17 +20,31 @@ from nnzoo.errors import BackendError, NnzooError
 from nnzoo.keras_impl.training import Trainer
 
 
+def join(address: str, processes: int, process_id: int) -> None:
+    """Join this JAX process to the others of a multi-process run (`address`: process 0's
+    HOST:PORT, where it coordinates), before anything else uses JAX: then `jax.devices()` lists
+    every process's devices, and one `DataParallel` spans them (the torchrun counterpart is
+    `torch.distributed.init_process_group`)."""
+    if keras.backend.backend() != "jax":
+        raise BackendError(f"keras/{keras.backend.backend()}", ["keras/jax"])
+    keras.distribution.initialize(job_addresses=address, num_processes=processes,
+                                  process_id=process_id)
+
+
 def data_parallel(devices: int) -> Any:
-    """`keras.distribution.DataParallel` over the first `devices` CPU devices of this JAX process
-    (XLA_FLAGS=--xla_force_host_platform_device_count=N, set before JAX starts, makes N)."""
+    """`keras.distribution.DataParallel` over the first `devices` devices of the JAX run: this
+    process's, or every joined process's (`join`). On one CPU machine,
+    XLA_FLAGS=--xla_force_host_platform_device_count=N, set before JAX starts, makes N."""
     if keras.backend.backend() != "jax":
         raise BackendError(f"keras/{keras.backend.backend()}", ["keras/jax"])
     import jax
 
-    found = jax.devices("cpu")
+    found = jax.devices()
     if len(found) < devices:
-        raise NnzooError(f"JAX sees {len(found)} CPU device(s), the run needs {devices}: set "
-                         "XLA_FLAGS=--xla_force_host_platform_device_count=N before JAX starts")
+        raise NnzooError(f"JAX sees {len(found)} device(s) in {jax.process_count()} process(es), "
+                         f"the run needs {devices}: set XLA_FLAGS="
+                         "--xla_force_host_platform_device_count=N before JAX starts, or join "
+                         "more processes")
     return keras.distribution.DataParallel(devices=found[:devices])
 
 
