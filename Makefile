@@ -20,20 +20,22 @@ demo: $(STAMP)
 	$(BIN)/nnzoo report --out out/report
 
 # The whole suite with Keras on TensorFlow, then the tests marked `keras` (the parity contract:
-# counts, shapes, numerics, transfer, files, padded sequences, training, exports) on Keras's JAX
-# and PyTorch backends for every model up to 50M parameters but EfficientNet B1-B7 (B0's layers,
-# wider and repeated); the heavy variants (`slow`) on TensorFlow only (time and memory; `make
-# demo` checks every model on all three).
+# counts, shapes, numerics, transfer, files, padded sequences, training, exports) on Keras's
+# PyTorch and JAX backends, every registered model on all three: the heavy variants (`slow`,
+# `conftest.heavy`) in passes of their own, ViT-L and ViT-H (`alone`) on TensorFlow only (15 GB;
+# `make demo` checks their outputs on all three), and on JAX EfficientNet B2-B7 for counts and
+# shapes only (XLA's dense depthwise lowering: `conftest.JAX_DENSE_DEPTHWISE`).
 # Each pass is one pytest process that keeps about one core busy (measured: 87-116% CPU on a
 # 2-core machine), so two lanes run side by side, each lane's output printed whole when it ends:
-# TensorFlow, then PyTorch; JAX, then the heavy variants' checks but the two largest. Last, alone,
-# the few checks whose peak is the machine's (`alone`: ViT-L and ViT-H, 15 GB), then the heavy
-# variants' two largest gradient checks (HEAVY_ALONE; the two `-k` expressions are each other's
-# complement, so every heavy check runs once whatever the registry holds). Those two ran in lane
-# 1 until the new families lengthened both lanes: then they overlapped the other heavy checks and
-# the machine peaked at 19.9 GB (clean clone, 2-core AMD EPYC, 2026-12-04). Measured passes since
-# (same machine, 28.1 min in all, 14.7 GB peak): TensorFlow 16.7 min, PyTorch 3.4, JAX 17.0, the
-# other heavy checks 5.2, `alone` 2.0, the two largest gradient checks 1.0.
+# TensorFlow, then PyTorch, then PyTorch's heavy variants; JAX, then TensorFlow's heavy variants.
+# Last, alone, the checks whose peak is the machine's: `alone` (ViT-L and ViT-H), the heavy
+# variants' largest gradient checks (HEAVY_ALONE: 88-127M parameters, two float64 builds and
+# their gradients each), and JAX's heavy variants (11.6 GB at their peak, ConvNeXt-B's gradient
+# check 13.2 GB: XLA's dense depthwise lowering again). Each backend's two `-k` expressions are
+# each other's complement, so every heavy check runs once per backend whatever the registry
+# holds. Measured passes (clean clone, 2-core AMD EPYC, 2026-12-04, before this round's heavy
+# PyTorch and JAX passes: 28.1 min in all, 14.7 GB peak): TensorFlow 16.7 min, PyTorch 3.4, JAX
+# 17.0, the heavy variants on TensorFlow 5.2, `alone` 2.0, the two largest gradient checks 1.0.
 # In the lanes each framework computes on one thread: two processes each spreading work over
 # both cores made them wait on each other (measured, two numeric-parity passes side by side:
 # Keras/PyTorch's 4.7 min and Keras/JAX's 4.8 min with two threads each, 2.6 and 3.5 min with
@@ -42,6 +44,7 @@ LANE_THREADS := NNZOO_TEST_THREADS=1 OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 
 	XLA_FLAGS="--xla_cpu_multi_thread_eigen=false $(XLA_FLAGS)"
 
 HEAVY_ALONE := test_gradient_parity and (resnext101 or wide_resnet101)
+HEAVY := keras and slow and not alone
 
 test: $(STAMP)
 	$(LANE_THREADS) $(MAKE) --no-print-directory --jobs=2 --output-sync=target test-lane-1 test-lane-2
@@ -52,6 +55,8 @@ test-lane-1: $(STAMP)
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "not slow"
 	@echo "== Keras on PyTorch: the tests marked keras =="
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "keras and not slow"
+	@echo "== Keras on PyTorch: the heavy variants but the largest gradient checks (slow) =="
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "$(HEAVY)" -k "not ($(HEAVY_ALONE))"
 
 test-lane-2: $(STAMP)
 	@echo "== Keras on JAX: the tests marked keras =="
@@ -62,8 +67,11 @@ test-lane-2: $(STAMP)
 test-alone: $(STAMP)
 	@echo "== Keras on TensorFlow: the heavy variants that need the machine to themselves =="
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m alone
-	@echo "== Keras on TensorFlow: the heavy variants' two largest gradient checks (slow) =="
+	@echo "== Keras on TensorFlow and PyTorch: the heavy variants' largest gradient checks (slow) =="
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "slow and not alone" -k "$(HEAVY_ALONE)"
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "$(HEAVY)" -k "$(HEAVY_ALONE)"
+	@echo "== Keras on JAX: the heavy variants (slow) =="
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "$(HEAVY)"
 
 # One zoo CNN trained on scikit-learn's bundled digits in PyTorch and in Keras from the same
 # weights (float64: the curves agree within the parity bound): both test accuracies, and the two
