@@ -30,12 +30,14 @@ demo: $(STAMP)
 # TensorFlow, then PyTorch, then PyTorch's heavy variants; JAX, then TensorFlow's heavy variants.
 # Last, alone, the checks whose peak is the machine's: `alone` (ViT-L and ViT-H), the heavy
 # variants' largest gradient checks (HEAVY_ALONE: 88-127M parameters, two float64 builds and
-# their gradients each), and JAX's heavy variants (11.6 GB at their peak, ConvNeXt-B's gradient
-# check 13.2 GB: XLA's dense depthwise lowering again). Each backend's two `-k` expressions are
-# each other's complement, so every heavy check runs once per backend whatever the registry
-# holds. Measured passes (clean clone, 2-core AMD EPYC, 2026-12-04, before this round's heavy
-# PyTorch and JAX passes: 28.1 min in all, 14.7 GB peak): TensorFlow 16.7 min, PyTorch 3.4, JAX
-# 17.0, the heavy variants on TensorFlow 5.2, `alone` 2.0, the two largest gradient checks 1.0.
+# their gradients each), and JAX's heavy variants, in two processes (HEAVY_ALONE_JAX: ConvNeXt-B's
+# gradient check alone takes 13.0 GB there, XLA's dense depthwise lowering again). Each backend's
+# two `-k` expressions are each other's complement, so every heavy check runs once per backend
+# whatever the registry holds. Measured passes (clean clone, 2-core AMD EPYC, 2026-12-04, JAX's
+# heavy variants still in one process: 34.5 min in all, 16.3 GB peak): lane 1 TensorFlow 15.8
+# min, PyTorch 3.2, PyTorch's heavy variants 3.8; lane 2 JAX 16.1, TensorFlow's heavy variants
+# 5.0; alone: `alone` 1.8, the largest gradient checks 0.9 (TensorFlow) and 0.5 (PyTorch), JAX's
+# heavy variants 5.9.
 # In the lanes each framework computes on one thread: two processes each spreading work over
 # both cores made them wait on each other (measured, two numeric-parity passes side by side:
 # Keras/PyTorch's 4.7 min and Keras/JAX's 4.8 min with two threads each, 2.6 and 3.5 min with
@@ -45,6 +47,9 @@ LANE_THREADS := NNZOO_TEST_THREADS=1 OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 
 
 HEAVY_ALONE := test_gradient_parity and (resnext101 or wide_resnet101)
 HEAVY := keras and slow and not alone
+# On JAX, ConvNeXt-B's gradient check too, in a process of its own: after the other heavy checks
+# in one process the machine peaked at 16.3 GB (clean clone, 2-core AMD EPYC, 2026-12-04).
+HEAVY_ALONE_JAX := test_gradient_parity and (resnext101 or wide_resnet101 or convnext_base)
 
 test: $(STAMP)
 	$(LANE_THREADS) $(MAKE) --no-print-directory --jobs=2 --output-sync=target test-lane-1 test-lane-2
@@ -70,8 +75,9 @@ test-alone: $(STAMP)
 	@echo "== Keras on TensorFlow and PyTorch: the heavy variants' largest gradient checks (slow) =="
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "slow and not alone" -k "$(HEAVY_ALONE)"
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "$(HEAVY)" -k "$(HEAVY_ALONE)"
-	@echo "== Keras on JAX: the heavy variants (slow) =="
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "$(HEAVY)"
+	@echo "== Keras on JAX: the heavy variants (slow), then their largest gradient checks =="
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "$(HEAVY)" -k "not ($(HEAVY_ALONE_JAX))"
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "$(HEAVY)" -k "$(HEAVY_ALONE_JAX)"
 
 # One zoo CNN trained on scikit-learn's bundled digits in PyTorch and in Keras from the same
 # weights (float64: the curves agree within the parity bound): both test accuracies, and the two
