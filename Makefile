@@ -33,11 +33,11 @@ demo: $(STAMP)
 # their gradients each), and JAX's heavy variants, in two processes (HEAVY_ALONE_JAX: ConvNeXt-B's
 # gradient check alone takes 13.0 GB there, XLA's dense depthwise lowering again). Each backend's
 # two `-k` expressions are each other's complement, so every heavy check runs once per backend
-# whatever the registry holds. Measured passes (clean clone, 2-core AMD EPYC, 2026-12-04, JAX's
-# heavy variants still in one process: 34.5 min in all, 16.3 GB peak): lane 1 TensorFlow 15.8
-# min, PyTorch 3.2, PyTorch's heavy variants 3.8; lane 2 JAX 16.1, TensorFlow's heavy variants
-# 5.0; alone: `alone` 1.8, the largest gradient checks 0.9 (TensorFlow) and 0.5 (PyTorch), JAX's
-# heavy variants 5.9.
+# whatever the registry holds. Measured passes (clean clone, 2-core AMD EPYC, 2026-12-05: 31.6
+# min in all, 14.7 GB peak; 16.3 GB with JAX's heavy variants in one process): lane 1 TensorFlow
+# 14.5 min, PyTorch 3.1, PyTorch's heavy variants 3.4; lane 2 JAX 14.3, TensorFlow's heavy
+# variants 4.9; alone: `alone` 1.8, the largest gradient checks 0.8 (TensorFlow) and 0.5
+# (PyTorch), JAX's heavy variants 4.0 and its largest gradient checks 1.4.
 # In the lanes each framework computes on one thread: two processes each spreading work over
 # both cores made them wait on each other (measured, two numeric-parity passes side by side:
 # Keras/PyTorch's 4.7 min and Keras/JAX's 4.8 min with two threads each, 2.6 and 3.5 min with
