@@ -293,20 +293,19 @@ def test_a_written_job_starts_as_its_printed_command_says(
     out = capfd.readouterr().out
     assert status == 0 and "(M x P = --data-parallel = 2)" in out, out
     port = str(free_port())
+    machines = "1" if backend == "torch" else "2"  # torchrun starts both workers of one machine
     argv, env = _printed_command(out, {
-        "M": "1", "P": "2", "ID": "test", "HOST:PORT": f"127.0.0.1:{port}", "OUTDIR": str(tmp_path)})
+        "M": machines, "P": "2", "ID": "test", "HOST:PORT": f"127.0.0.1:{port}",
+        "OUTDIR": str(tmp_path)})
     env = {**os.environ, **env}
-    if backend == "torch":  # one machine: torchrun starts both workers
-        runs = [argv]
-    else:  # one machine: both processes here, one host device each
-        assert env.pop("KERAS_DISTRIBUTION_PROCESS_ID") == "i" and env["KERAS_BACKEND"] == "jax"
-        env["KERAS_DISTRIBUTION_NUM_PROCESSES"] = "2"
+    if backend == "torch":
+        envs = [env]
+    else:  # two JAX processes here, as on two machines, one host device each
+        assert env["KERAS_DISTRIBUTION_PROCESS_ID"] == "i" and env["KERAS_BACKEND"] == "jax"
         env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
-        runs = [argv] * 2
-    procs = [subprocess.Popen(a, env={**env, **({} if backend == "torch" else
-                                                {"KERAS_DISTRIBUTION_PROCESS_ID": str(i)})},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for i, a in enumerate(runs)]
+        envs = [{**env, "KERAS_DISTRIBUTION_PROCESS_ID": str(i)} for i in range(2)]
+    procs = [subprocess.Popen(argv, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for e in envs]
     try:
         logs = [p.communicate(timeout=300)[0].decode(errors="replace") for p in procs]
     finally:
