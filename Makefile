@@ -22,13 +22,15 @@ demo: $(STAMP)
 # The whole suite with Keras on TensorFlow, then the tests marked `keras` (the parity contract:
 # counts, shapes, numerics, transfer, files, padded sequences, training, exports) on Keras's
 # PyTorch and JAX backends, every registered model on all three: the heavy variants (`slow`,
-# `conftest.heavy`) in passes of their own, ViT-L and ViT-H (`alone`) on TensorFlow only (15 GB;
-# `make demo` checks their outputs on all three), and on JAX EfficientNet B2-B7 for counts and
-# shapes only (XLA's dense depthwise lowering: `conftest.JAX_DENSE_DEPTHWISE`).
+# `conftest.heavy`) in passes of their own, ViT-L and ViT-H (`alone`) on TensorFlow (their numerics
+# peak at 15 GB; `make demo` checks their outputs on all three) with ViT-L/16's gradient check on
+# JAX and PyTorch too (ALONE_GRADIENTS), and on JAX EfficientNet B2-B7 for counts and shapes only
+# (XLA's dense depthwise lowering: `conftest.JAX_DENSE_DEPTHWISE`).
 # Each pass is one pytest process that keeps about one core busy (measured: 87-116% CPU on a
 # 2-core machine), so two lanes run side by side, each lane's output printed whole when it ends:
 # TensorFlow, then PyTorch, then PyTorch's heavy variants; JAX, then TensorFlow's heavy variants.
-# Last, alone, the checks whose peak is the machine's: `alone` (ViT-L and ViT-H), the heavy
+# Last, alone, the checks whose peak is the machine's: `alone` (ViT-L and ViT-H; then ViT-L/16's
+# gradient check on JAX and on PyTorch), the heavy
 # variants' largest gradient checks (HEAVY_ALONE: 88-127M parameters, two float64 builds and
 # their gradients each), and JAX's heavy variants, in two processes (HEAVY_ALONE_JAX: ConvNeXt-B's
 # gradient check alone takes 13.0 GB there, XLA's dense depthwise lowering again). Each backend's
@@ -41,7 +43,7 @@ demo: $(STAMP)
 # In the lanes each framework computes on one thread: two processes each spreading work over
 # both cores made them wait on each other (measured, two numeric-parity passes side by side:
 # Keras/PyTorch's 4.7 min and Keras/JAX's 4.8 min with two threads each, 2.6 and 3.5 min with
-# one). The `alone` pass keeps the frameworks' defaults.
+# one). The `alone` passes keep the frameworks' defaults.
 LANE_THREADS := NNZOO_TEST_THREADS=1 OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 \
 	XLA_FLAGS="--xla_cpu_multi_thread_eigen=false $(XLA_FLAGS)"
 
@@ -50,6 +52,14 @@ HEAVY := keras and slow and not alone
 # On JAX, ConvNeXt-B's gradient check too, in a process of its own: after the other heavy checks
 # in one process the machine peaked at 16.3 GB (clean clone, 2-core AMD EPYC, 2026-12-04).
 HEAVY_ALONE_JAX := test_gradient_parity and (resnext101 or wide_resnet101 or convnext_base)
+# On JAX and PyTorch, ViT-L/16's float64 gradient check too (304M parameters: 5.1-9.5 GB, 1-1.5
+# min); ViT-L/32 (the same layers but the patch) and ViT-H/14 (632M: 10.5-12.7 GB, 2-2.7 min, run
+# by hand) on TensorFlow only, for the test budget. Side by side, JAX's and PyTorch's ViT-L checks
+# peaked the machine at 15.3 GB.
+ALONE_GRADIENTS := test_gradient_parity and vit_l_16
+# TensorFlow's oneDNN CPU allocator keeps what a dropped build held (measured: 5.5 GB after
+# ViT-L/16's gradient check); with this it goes back, so each `alone` check starts from empty.
+TF_RETURNS_MEMORY := TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1
 
 test: $(STAMP)
 	$(LANE_THREADS) $(MAKE) --no-print-directory --jobs=2 --output-sync=target test-lane-1 test-lane-2
@@ -71,7 +81,10 @@ test-lane-2: $(STAMP)
 
 test-alone: $(STAMP)
 	@echo "== Keras on TensorFlow: the heavy variants that need the machine to themselves =="
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m alone
+	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(BIN)/python -m pytest -m alone
+	@echo "== Keras on JAX and PyTorch: ViT-L/16's gradient check (alone) =="
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m alone -k "$(ALONE_GRADIENTS)"
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -m alone -k "$(ALONE_GRADIENTS)"
 	@echo "== Keras on TensorFlow and PyTorch: the heavy variants' largest gradient checks (slow) =="
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "slow and not alone" -k "$(HEAVY_ALONE)"
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "$(HEAVY)" -k "$(HEAVY_ALONE)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +30,31 @@ def _skip(key: str) -> bool:
     return key.endswith("num_batches_tracked")
 
 
+def _torch_items(model: Any) -> Iterator[tuple[str, np.ndarray]]:
+    for k, v in model.state_dict().items():
+        if not _skip(k):
+            yield k, v.detach().cpu().numpy()
+
+
+def _keras_items(model: Any) -> Iterator[tuple[str, np.ndarray]]:
+    for link in keras_links(model):
+        yield link.key, np.asarray(link.to_torch([to_numpy(v) for v in link.variables]))
+
+
+def state_items(model: Any) -> Iterator[tuple[str, np.ndarray]]:
+    """The canonical weights one key at a time (PyTorch's as views of the live tensors), for a
+    caller that stores them as it goes rather than holding a second whole copy."""
+    return _torch_items(model) if backends.backend_of(model) == "torch" else _keras_items(model)
+
+
 def torch_state_dict(model: Any) -> dict[str, np.ndarray]:
     """A PyTorch model's weights and state as numpy arrays (a copy), minus batch counters."""
-    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items() if not _skip(k)}
+    return {k: v.copy() for k, v in _torch_items(model)}
 
 
 def keras_state_dict(model: Any) -> dict[str, np.ndarray]:
     """A Keras nnzoo model's weights in PyTorch keys and layouts."""
-    return {
-        link.key: np.asarray(link.to_torch([to_numpy(v) for v in link.variables]))
-        for link in keras_links(model)
-    }
+    return dict(_keras_items(model))
 
 
 def state_dict(model: Any) -> dict[str, np.ndarray]:
@@ -50,40 +64,40 @@ def state_dict(model: Any) -> dict[str, np.ndarray]:
     return keras_state_dict(model)
 
 
-def _check_keys(expected: Mapping[str, tuple[int, ...]], given: Mapping[str, np.ndarray]) -> list[str]:
+def _check_keys(expected: Mapping[str, tuple[int, ...]], given: Mapping[str, tuple[int, ...]]
+                ) -> list[str]:
     problems = [f"{k}: missing" for k in expected if k not in given]
-    problems += [f"{k}: unexpected" for k in given if k not in expected and not _skip(k)]
-    problems += [
-        f"{k}: shape {tuple(np.shape(given[k]))} != expected {expected[k]}"
-        for k in expected
-        if k in given and tuple(np.shape(given[k])) != tuple(expected[k])
-    ]
+    problems += [f"{k}: unexpected" for k in given if k not in expected]
+    problems += [f"{k}: shape {given[k]} != expected {expected[k]}"
+                 for k in expected if k in given and given[k] != tuple(expected[k])]
     return problems
 
 
 def load_state_dict(model: Any, weights: Mapping[str, np.ndarray]) -> None:
-    """Load canonical weights into a model of either backend; all-or-nothing."""
-    weights = {k: np.asarray(v) for k, v in weights.items() if not _skip(k)}
+    """Load canonical weights into a model of either backend; all-or-nothing. Each value is read
+    once, when it is copied in (a `nnzoo.offload` shelf reads it from disk then)."""
+    given = {k: tuple(np.shape(weights[k])) for k in weights if not _skip(k)}
     if backends.backend_of(model) == "torch":
         import torch
 
         own = model.state_dict()
         expected = {k: tuple(v.shape) for k, v in own.items() if not _skip(k)}
-        problems = _check_keys(expected, weights)
+        problems = _check_keys(expected, given)
         if problems:
             raise WeightTransferError(f"weights do not fit {type(model).__name__}:", problems)
         with torch.no_grad():
-            for k, v in weights.items():
-                own[k].copy_(torch.from_numpy(np.ascontiguousarray(v)).to(own[k].dtype))
+            for k in given:
+                value = np.ascontiguousarray(weights[k])
+                own[k].copy_(torch.from_numpy(value).to(own[k].dtype))
         return
     links = keras_links(model)
     expected = {link.key: tuple(np.shape(link.to_torch([np.zeros(v.shape) for v in link.variables])))
                 for link in links}
-    problems = _check_keys(expected, weights)
+    problems = _check_keys(expected, given)
     if problems:
         raise WeightTransferError(f"weights do not fit Keras model {model.name!r}:", problems)
     for link in links:
-        for var, value in zip(link.variables, link.to_keras(weights[link.key])):
+        for var, value in zip(link.variables, link.to_keras(np.asarray(weights[link.key]))):
             var.assign(np.ascontiguousarray(value).astype(var.dtype))
 
 

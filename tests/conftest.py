@@ -65,6 +65,9 @@ def meta_count(name: str) -> int:
 #: Above this many parameters a model's parity and gradient checks run under `slow` (in `make
 #: test`, in passes of their own on each Keras backend).
 HEAVY = 50_000_000
+#: Above this (ViT-L and ViT-H), a check's peak is the machine's: `make test` runs them alone
+#: (marker `alone`), after the two lanes.
+ALONE = 250_000_000
 
 
 def heavy(name: str) -> bool:

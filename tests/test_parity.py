@@ -15,16 +15,13 @@ import pytest
 from helpers import weights_digest
 
 import nnzoo
-from conftest import heavy, meta_count, skip_dense_depthwise_on_jax, smallest_per_family
+from conftest import ALONE, heavy, meta_count, skip_dense_depthwise_on_jax, smallest_per_family
 from nnzoo.parity import numeric_parity
 from nnzoo.registry import entry
 
 #: Above this, the numeric check (two float64 builds alive at once: 16 bytes a parameter, plus the
 #: frameworks' working memory) does not fit CI's 24 GB: counts and shapes only (ViT-H/14).
 HUGE = 400_000_000
-#: Above this (ViT-L and ViT-H), a check's peak is the machine's: `make test` runs them alone
-#: (marker `alone`), after the two lanes.
-ALONE = 250_000_000
 
 
 def _params(slow_if_heavy: bool, numeric: bool = False) -> list:

@@ -333,11 +333,13 @@ class Trainer:
             ky = to_keras(y, self.spec.output_kind).astype(self.dtype)
         return ops.convert_to_tensor(kx), ops.convert_to_tensor(ky)
 
-    def gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
+    def gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[Any]]:
+        """The loss and each trainable variable's gradient, as the backend's own tensors: the
+        caller converts them one at a time (the largest models' gradients are gigabytes)."""
         x, y = self.tensors(x, y)
         with floatx(self.dtype):
             loss, grads = backend_step(self.model, self.loss_fn, x, y)
-        return float(to_numpy(loss)), [to_numpy(g) for g in grads or []]
+        return float(to_numpy(loss)), list(grads or [])
 
     @property
     def lr(self) -> float:
