@@ -30,10 +30,11 @@ demo: $(STAMP)
 # 2-core machine), so two lanes run side by side, each lane's output printed whole when it ends:
 # TensorFlow, then PyTorch, then PyTorch's heavy variants; JAX, then TensorFlow's heavy variants.
 # Last, alone, the checks whose peak is the machine's: `alone` (ViT-L and ViT-H; then ViT-L/16's
-# gradient check on JAX and on PyTorch), the heavy
-# variants' largest gradient checks (HEAVY_ALONE: 88-127M parameters, two float64 builds and
-# their gradients each), and JAX's heavy variants, in two processes (HEAVY_ALONE_JAX: ConvNeXt-B's
-# gradient check alone takes 13.0 GB there, XLA's dense depthwise lowering again). Each backend's
+# gradient check on JAX and on PyTorch), the heavy variants' largest gradient checks (HEAVY_ALONE:
+# 88-127M parameters; placed here when a gradient check still held both float64 builds and both
+# gradients at once: they may fit the lanes now), and JAX's heavy variants, in two processes
+# (HEAVY_ALONE_JAX: ConvNeXt-B's gradient check alone takes 13.0 GB there, XLA's dense depthwise
+# lowering again). Each backend's
 # two `-k` expressions are each other's complement, so every heavy check runs once per backend
 # whatever the registry holds. Measured passes (clean clone, 2-core AMD EPYC, 2026-12-05: 31.6
 # min in all, 14.7 GB peak; 16.3 GB with JAX's heavy variants in one process): lane 1 TensorFlow

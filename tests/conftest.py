@@ -147,22 +147,3 @@ def tiny_per_family() -> list:
         specs.append(spec.replace(**TINY.get(spec.family, {})).quick())
     return specs
 
-
-#: Keras's JAX backend compiles every new (operation, shape) on first use: a tiny family's first
-#: Keras build and call costs 5-20 s there (measured, busy 2-core machine), against 0.02 s once
-#: compiled. On that backend the thread and soak tests take the Keras side (builds and
-#: conversions) over these families only, to fit the JAX pass's budget; NNZOO_EVERY_FAMILY=1
-#: takes every family. PyTorch builds always cover every family.
-JAX_KERAS_FAMILIES = ("mlp",)
-
-
-def keras_families(specs: list) -> list[int]:
-    """Indices into `specs` (one per family) whose Keras build the thread and soak tests use."""
-    import os
-
-    from nnzoo.backends import keras_backend
-
-    if keras_backend() != "jax" or os.environ.get("NNZOO_EVERY_FAMILY") == "1":
-        return list(range(len(specs)))
-    return [i for i, s in enumerate(specs) if s.family in JAX_KERAS_FAMILIES]
-

@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 
 import nnzoo
-from conftest import keras_families, tiny_per_family
+from conftest import tiny_per_family
 
 pytestmark = pytest.mark.keras
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Run as `python -c SCRIPT SPECS_JSON GROUPED_JSON KERAS_FAMILIES_JSON`; prints one JSON line.
+#: Run as `python -c SCRIPT SPECS_JSON GROUPED_JSON`; prints one JSON line.
 SCRIPT = r'''
 import hashlib, json, sys, threading, time
 T0 = time.perf_counter()
@@ -40,7 +40,6 @@ from nnzoo.layout import to_keras
 from nnzoo.runtime import run
 
 specs = [nnzoo.spec_from_dict(d) for d in json.loads(sys.argv[1])]
-keras_families = json.loads(sys.argv[3])
 noise = specs[0]  # an unseeded build in every job: it draws from the global generators
 THREADS = 8
 
@@ -56,14 +55,12 @@ def job(i, backend, noisy=True):
         nnzoo.build(noise, backend)
     model = nnzoo.build(specs[i], backend, seed=0)
     x = specs[i].example_input(2)
-    if i not in keras_families:  # no Keras twin for this family on this backend (conftest)
-        return digest(model), run(model, x), None
     twin = nnzoo.convert(model, "keras" if backend == "torch" else "torch")
     return digest(model), run(model, x), run(twin, x)
 
 
 # every (family, backend), dealt round-robin: each thread builds different families in turn
-jobs = [(i, "torch") for i in range(len(specs))] + [(i, "keras") for i in keras_families]
+jobs = [(i, backend) for backend in ("torch", "keras") for i in range(len(specs))]
 found, errors = [], []
 barrier = threading.Barrier(THREADS)
 
@@ -118,7 +115,7 @@ def user_process() -> tuple[subprocess.CompletedProcess[str], list[Any]]:
     env["OMP_NUM_THREADS"] = "1"  # tiny models: PyTorch's thread hand-offs cost more than the work
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, json.dumps([s.to_dict() for s in specs]),
-         json.dumps(grouped.to_dict()), json.dumps(keras_families(specs))],
+         json.dumps(grouped.to_dict())],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     return proc, specs
 
@@ -130,7 +127,7 @@ def test_eight_threads_build_convert_and_run_every_family_reproducibly(
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["errors"] == []
     assert result["mismatches"] == []
-    assert result["jobs"] == result["combinations"] == len(specs) + len(keras_families(specs))
+    assert result["jobs"] == result["combinations"] == 2 * len(specs)
 
 
 def test_building_and_calling_models_prints_nothing(

@@ -1,8 +1,8 @@
 """The layers of the house: each nnzoo module imports only from its own layer or below.
 
-errors, layout -> specs (and the registry) -> links -> backends, runtime -> the two builds ->
-tracing -> conversion -> checks -> tools -> the CLI and the package's public face. Imports inside
-functions count too: a lazy upward import is still an upward dependency.
+errors, layout, offload -> specs (and the registry) -> links -> backends, runtime -> the two
+builds -> tracing -> conversion -> checks -> tools -> the CLI and the package's public face.
+Imports inside functions count too: a lazy upward import is still an upward dependency.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ PACKAGE = Path(nnzoo.__file__).parent
 
 #: module-name prefix -> layer; the longest matching prefix decides
 LAYERS: dict[str, int] = {
-    "nnzoo.errors": 0, "nnzoo.layout": 0,
+    "nnzoo.errors": 0, "nnzoo.layout": 0, "nnzoo.offload": 0,
     "nnzoo.specs": 1, "nnzoo.registry": 1,
     "nnzoo.links": 2,
     "nnzoo.backends": 3, "nnzoo.runtime": 3, "nnzoo.guard": 3, "nnzoo.launch": 3,

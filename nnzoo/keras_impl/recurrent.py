@@ -107,6 +107,25 @@ class _NativeRNN:
             return True
         return not self.go_backwards and self.compute_dtype != "float64"
 
+    def inner_loop(self, sequences: Any, initial_state: Any, mask: Any, training: bool = False
+                   ) -> Any:
+        """On JAX, an eager call walks the time steps in Python (Keras's `unroll`); traced (jit,
+        gradients, shapes) the loop stays a `lax.scan`. JAX compiles an eager scan afresh on
+        every call -- Keras's loop closes over new functions each time -- and its dispatch cache
+        keeps every one (up to 4096): measured on a 2-layer GRU, 0.5-7 s and ~4 MB per call of
+        the same model. Step by step, each operation compiles once per shape."""
+        from nnzoo.backends import keras_backend
+
+        unroll = self.unroll
+        if keras_backend() == "jax":
+            import jax
+
+            self.unroll = not isinstance(sequences, jax.core.Tracer)
+        try:
+            return super().inner_loop(sequences, initial_state, mask, training)  # type: ignore[misc]
+        finally:
+            self.unroll = unroll
+
     def compute_mask(self, *args: Any, **kwargs: Any) -> None:
         """No implicit Keras mask leaves the layer: nnzoo passes its step mask explicitly."""
         return None
