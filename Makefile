@@ -35,11 +35,12 @@ demo: $(STAMP)
 # and JAX's heavy variants, in two processes (HEAVY_ALONE_JAX: ConvNeXt-B's gradient check alone
 # takes 13.0 GB there, XLA's dense depthwise lowering again). Each backend's two `-k` expressions
 # are each other's complement, so every heavy check runs once per backend whatever the registry
-# holds. Measured passes (clean clone, 2-core AMD EPYC, 2026-12-05: 31.6
-# min in all, 14.7 GB peak; 16.3 GB with JAX's heavy variants in one process): lane 1 TensorFlow
-# 14.5 min, PyTorch 3.1, PyTorch's heavy variants 3.4; lane 2 JAX 14.3, TensorFlow's heavy
-# variants 4.9; alone: `alone` 1.8, the largest gradient checks 0.8 (TensorFlow) and 0.5
-# (PyTorch), JAX's heavy variants 4.0 and its largest gradient checks 1.4.
+# holds. Measured passes (clean clone, 2-core AMD EPYC, slow that hour,
+# 2026-12-05: 46.5 min in all, 13.4 GB peak; 31.6 min the day before, without ViT-L/H's
+# gradient checks): lane 1 TensorFlow 18.9 min, PyTorch 3.5, PyTorch's heavy variants 4.4; lane 2
+# JAX 19.0, TensorFlow's heavy variants 6.5; alone: `alone` 6.4 (ViT-L/H's gradients ~3 of it),
+# the largest gradient checks 1.4 (TensorFlow) and 0.8 (PyTorch), JAX's heavy variants 5.7 and
+# its largest gradient checks 2.3.
 # In the lanes each framework computes on one thread: two processes each spreading work over
 # both cores made them wait on each other (measured, two numeric-parity passes side by side:
 # Keras/PyTorch's 4.7 min and Keras/JAX's 4.8 min with two threads each, 2.6 and 3.5 min with
