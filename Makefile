@@ -22,25 +22,24 @@ demo: $(STAMP)
 # The whole suite with Keras on TensorFlow, then the tests marked `keras` (the parity contract:
 # counts, shapes, numerics, transfer, files, padded sequences, training, exports) on Keras's
 # PyTorch and JAX backends, every registered model on all three: the heavy variants (`slow`,
-# `conftest.heavy`) in passes of their own, ViT-L and ViT-H (`alone`: numerics and gradients) on
-# TensorFlow only (their numerics peak at 15 GB; `make demo` checks their outputs on all three),
-# and on JAX EfficientNet B2-B7 for counts and shapes only (XLA's dense depthwise lowering:
-# `conftest.JAX_DENSE_DEPTHWISE`).
+# `conftest.heavy`) in passes of their own, ViT-L and ViT-H (`alone`) on TensorFlow only (their
+# numerics peak at 15 GB; `make demo` checks their outputs on all three), and on JAX EfficientNet
+# B2-B7 for counts and shapes only (XLA's dense depthwise lowering: `conftest.JAX_DENSE_DEPTHWISE`).
 # Each pass is one pytest process that keeps about one core busy (measured: 87-116% CPU on a
 # 2-core machine), so two lanes run side by side, each lane's output printed whole when it ends:
 # TensorFlow, then PyTorch, then PyTorch's heavy variants; JAX, then TensorFlow's heavy variants.
-# Last, alone, the checks whose peak is the machine's: `alone` (ViT-L and ViT-H), the heavy
-# variants' largest gradient checks (HEAVY_ALONE: 88-127M parameters; placed here when a gradient
-# check still held both float64 builds and both gradients at once: they may fit the lanes now),
-# and JAX's heavy variants, in two processes (HEAVY_ALONE_JAX: ConvNeXt-B's gradient check alone
-# takes 13.0 GB there, XLA's dense depthwise lowering again). Each backend's two `-k` expressions
-# are each other's complement, so every heavy check runs once per backend whatever the registry
-# holds. Measured passes (clean clone, 2-core AMD EPYC, slow that hour,
-# 2026-12-05: 46.5 min in all, 13.4 GB peak; 31.6 min the day before, without ViT-L/H's
-# gradient checks): lane 1 TensorFlow 18.9 min, PyTorch 3.5, PyTorch's heavy variants 4.4; lane 2
-# JAX 19.0, TensorFlow's heavy variants 6.5; alone: `alone` 6.4 (ViT-L/H's gradients ~3 of it),
-# the largest gradient checks 1.4 (TensorFlow) and 0.8 (PyTorch), JAX's heavy variants 5.7 and
-# its largest gradient checks 2.3.
+# Last, alone, the checks whose peak is the machine's: `alone` (ViT-L and ViT-H), and JAX's heavy
+# variants in two processes (HEAVY_ALONE_JAX: ConvNeXt-B's gradient check alone took 13.0 GB
+# there, XLA's dense depthwise lowering again; the two `-k` expressions are each other's
+# complement, so every heavy check runs once per backend whatever the registry holds).
+# The largest heavy gradient checks on TensorFlow and PyTorch (ResNeXt-101, Wide ResNet-101)
+# run in the lanes: since a check holds one build at a time they peak at 6.0 and 5.6 GB
+# (one thread each, measured 2026-12-05). Measured passes before that move (clean clone, 2-core
+# AMD EPYC, slow that hour, 2026-12-05: 46.5 min in all, 13.4 GB peak): lane 1 TensorFlow 18.9
+# min, PyTorch 3.5, PyTorch's heavy variants 4.4 (+0.8 now); lane 2 JAX 19.0, TensorFlow's heavy
+# variants 6.5 (+1.6 now); alone: `alone` 6.4 (ViT-L/32's and ViT-H/14's gradient checks, ~2.5
+# min of it, now left out: see ALONE_BY_HAND), JAX's heavy variants 5.7 and its largest
+# gradient checks 2.3.
 # In the lanes each framework computes on one thread: two processes each spreading work over
 # both cores made them wait on each other (measured, two numeric-parity passes side by side:
 # Keras/PyTorch's 4.7 min and Keras/JAX's 4.8 min with two threads each, 2.6 and 3.5 min with
@@ -48,18 +47,22 @@ demo: $(STAMP)
 LANE_THREADS := NNZOO_TEST_THREADS=1 OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 \
 	XLA_FLAGS="--xla_cpu_multi_thread_eigen=false $(XLA_FLAGS)"
 
-HEAVY_ALONE := test_gradient_parity and (resnext101 or wide_resnet101)
 HEAVY := keras and slow and not alone
-# On JAX, ConvNeXt-B's gradient check too, in a process of its own: after the other heavy checks
-# in one process the machine peaked at 16.3 GB (clean clone, 2-core AMD EPYC, 2026-12-04).
+# On JAX the largest heavy gradient checks, ConvNeXt-B's included, run in a process of their own:
+# after the other heavy checks in one process the machine peaked at 16.3 GB (clean clone, 2-core
+# AMD EPYC, 2026-12-04).
 HEAVY_ALONE_JAX := test_gradient_parity and (resnext101 or wide_resnet101 or convnext_base)
 # ViT-L and ViT-H's float64 gradient checks (`alone`: 304-632M parameters, 5.1-12.7 GB, 1-2.7
-# min each) run on TensorFlow only, for the test budget: with ViT-L/16's on JAX and PyTorch as
-# well the suite took 45.5 min on a slow day (clean clone, 2-core AMD EPYC, 2026-12-05). On JAX
-# and PyTorch run them with `KERAS_BACKEND=jax pytest -m alone -k test_gradient_parity` (ViT-L/16
-# and ViT-H/14 passed there by hand; ViT-L/32 has not run there).
+# min each): `make test` runs ViT-L/16's, on TensorFlow, for the test budget (with all three the
+# clean-clone run took 46.5 min on a slow day, and CI 46.2). ViT-L/32 has ViT-L/16's encoder
+# (only the patch-embedding kernel differs, a layer ViT-B/32 checks) and ViT-H/14 the same layer
+# types, wider and deeper. Run them all with `KERAS_BACKEND=... pytest -m alone -k
+# test_gradient_parity`: on TensorFlow all three passed in `make test` (2026-12-05); on JAX and
+# PyTorch ViT-L/16 and ViT-H/14 passed by hand, ViT-L/32 has not run there.
+ALONE_BY_HAND := test_gradient_parity and (vit_l_32 or vit_h_14)
 # TensorFlow's oneDNN CPU allocator keeps what a dropped build held (measured: 5.5 GB after
-# ViT-L/16's gradient check); with this it goes back, so each `alone` check starts from empty.
+# ViT-L/16's gradient check); with this it goes back, so each check starts from empty (and
+# ResNeXt-101's and Wide ResNet-101's gradient checks peak at 6.0 GB, not 7.9, no slower).
 TF_RETURNS_MEMORY := TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1
 
 test: $(STAMP)
@@ -71,21 +74,18 @@ test-lane-1: $(STAMP)
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "not slow"
 	@echo "== Keras on PyTorch: the tests marked keras =="
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "keras and not slow"
-	@echo "== Keras on PyTorch: the heavy variants but the largest gradient checks (slow) =="
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "$(HEAVY)" -k "not ($(HEAVY_ALONE))"
+	@echo "== Keras on PyTorch: the heavy variants (slow) =="
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "$(HEAVY)"
 
 test-lane-2: $(STAMP)
 	@echo "== Keras on JAX: the tests marked keras =="
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "keras and not slow"
-	@echo "== Keras on TensorFlow: the heavy variants' other checks (slow) =="
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "slow and not alone" -k "not ($(HEAVY_ALONE))"
+	@echo "== Keras on TensorFlow: the heavy variants (slow) =="
+	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(BIN)/python -m pytest -m "slow and not alone"
 
 test-alone: $(STAMP)
 	@echo "== Keras on TensorFlow: the heavy variants that need the machine to themselves =="
-	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(BIN)/python -m pytest -m alone
-	@echo "== Keras on TensorFlow and PyTorch: the heavy variants' largest gradient checks (slow) =="
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "slow and not alone" -k "$(HEAVY_ALONE)"
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "$(HEAVY)" -k "$(HEAVY_ALONE)"
+	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(BIN)/python -m pytest -m alone -k "not ($(ALONE_BY_HAND))"
 	@echo "== Keras on JAX: the heavy variants (slow), then their largest gradient checks =="
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "$(HEAVY)" -k "not ($(HEAVY_ALONE_JAX))"
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "$(HEAVY)" -k "$(HEAVY_ALONE_JAX)"
