@@ -34,12 +34,12 @@ demo: $(STAMP)
 # complement, so every heavy check runs once per backend whatever the registry holds).
 # The largest heavy gradient checks on TensorFlow and PyTorch (ResNeXt-101, Wide ResNet-101)
 # run in the lanes: since a check holds one build at a time they peak at 6.0 and 5.6 GB
-# (one thread each, measured 2026-12-05). Measured passes before that move (clean clone, 2-core
-# AMD EPYC, slow that hour, 2026-12-05: 46.5 min in all, 13.4 GB peak): lane 1 TensorFlow 18.9
-# min, PyTorch 3.5, PyTorch's heavy variants 4.4 (+0.8 now); lane 2 JAX 19.0, TensorFlow's heavy
-# variants 6.5 (+1.6 now); alone: `alone` 6.4 (ViT-L/32's and ViT-H/14's gradient checks, ~2.5
-# min of it, now left out: see ALONE_BY_HAND), JAX's heavy variants 5.7 and its largest
-# gradient checks 2.3.
+# (one thread each, measured 2026-12-05). Measured passes (clean clone, 2-core AMD EPYC, slow
+# that hour, 2026-12-05: 40.5 min in all, 13.6 GB peak): lane 1 TensorFlow 19.5 min, PyTorch 3.4,
+# PyTorch's heavy variants 4.8; lane 2 JAX 19.5, TensorFlow's heavy variants 6.9; alone: `alone`
+# 3.4, JAX's heavy variants 5.1 and its largest gradient checks 1.9. The landing before, with
+# ViT-L/32's and ViT-H/14's gradient checks (see ALONE_BY_HAND) and the largest heavy gradient
+# checks of TensorFlow and PyTorch in the alone stage, took 46.5 min here (CI: 46.2).
 # In the lanes each framework computes on one thread: two processes each spreading work over
 # both cores made them wait on each other (measured, two numeric-parity passes side by side:
 # Keras/PyTorch's 4.7 min and Keras/JAX's 4.8 min with two threads each, 2.6 and 3.5 min with

@@ -46,7 +46,8 @@ def _registry() -> list:
     """The whole registry, heavy models (`conftest.heavy`) under `slow` and the largest also
     `alone`, which `make test` runs in passes of their own, as in test_parity. A check holds
     about two float64 copies of one build's weights at a time (`gradient_parity`): measured
-    5.5 GB for ViT-L/16 and 11.7 GB for ViT-H/14 on TensorFlow."""
+    5.5 GB for ViT-L/16 and 11.7 GB for ViT-H/14 on TensorFlow. Of the `alone` ones `make test`
+    runs ViT-L/16's, on TensorFlow (the Makefile's ALONE_BY_HAND: the test budget)."""
     params = []
     for name in nnzoo.list_models():
         if meta_count(name) > ALONE:
