@@ -6,7 +6,7 @@ differs.
 Gradient parity runs on `quick()` specs, batch 2, for the whole registry on every Keras backend
 (heavy models, `conftest.heavy`, under `slow`, and ViT-L/H also `alone`, as in test_parity;
 `make test` runs those on every backend, with two exceptions: EfficientNet B2..B7 on JAX, see
-`conftest.JAX_DENSE_DEPTHWISE`, and ViT-L/H on TensorFlow only, for the test budget).
+`conftest.JAX_DENSE_DEPTHWISE`, and of ViT-L/H only ViT-L/16, on TensorFlow, for the test budget).
 """
 
 from __future__ import annotations
