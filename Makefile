@@ -67,17 +67,6 @@ ALONE_EVERY_BACKEND := test_gradient_parity and vit_l_16
 # ResNeXt-101's and Wide ResNet-101's gradient checks peak at 6.0 GB, not 7.9, no slower).
 TF_RETURNS_MEMORY := TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1
 
-# glibc's malloc asks the kernel for transparent huge pages (glibc 2.35 and later; older ones
-# ignore the tunable). On the 2-core AMD EPYC VM freed memory goes back to the host (the
-# balloon's free page reporting), so a process that frees and takes gigabytes faults them in
-# again 4 KB at a time: ViT-L/16's float64 gradient check spent 81 of its 98 s in the kernel on
-# PyTorch. With 2 MB pages (one check at a time, 2026-12-05) it took 104 s not 134 on JAX, 83
-# not 113 on TensorFlow, 72 not 98 on PyTorch; four models' parity and training tests took 141
-# and 144 s not 149-154 on JAX, within the noise on TensorFlow (64-66 s against 63-74) and
-# longer on PyTorch (46-48 s against 38-41). So JAX's passes and the heavy ones get it, the
-# lanes' TensorFlow and PyTorch main passes do not.
-HUGE_PAGES := GLIBC_TUNABLES=glibc.malloc.hugetlb=1$(if $(GLIBC_TUNABLES),:$(GLIBC_TUNABLES))
-
 test: $(STAMP)
 	$(LANE_THREADS) $(MAKE) --no-print-directory --jobs=2 --output-sync=target test-lane-1 test-lane-2
 	$(MAKE) --no-print-directory test-alone
@@ -88,23 +77,23 @@ test-lane-1: $(STAMP)
 	@echo "== Keras on PyTorch: the tests marked keras =="
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "keras and not slow"
 	@echo "== Keras on PyTorch: the heavy variants (slow) =="
-	KERAS_BACKEND=torch $(HUGE_PAGES) $(BIN)/python -m pytest -m "$(HEAVY)"
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "$(HEAVY)"
 
 test-lane-2: $(STAMP)
 	@echo "== Keras on JAX: the tests marked keras =="
-	KERAS_BACKEND=jax $(HUGE_PAGES) $(BIN)/python -m pytest -m "keras and not slow"
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "keras and not slow"
 	@echo "== Keras on TensorFlow: the heavy variants (slow) =="
-	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(HUGE_PAGES) $(BIN)/python -m pytest -m "slow and not alone"
+	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(BIN)/python -m pytest -m "slow and not alone"
 	@echo "== Keras on PyTorch: ViT-L/16's gradient check =="
-	KERAS_BACKEND=torch $(HUGE_PAGES) $(BIN)/python -m pytest -m alone -k "$(ALONE_EVERY_BACKEND)"
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -m alone -k "$(ALONE_EVERY_BACKEND)"
 
 test-alone: $(STAMP)
 	@echo "== Keras on TensorFlow: the heavy variants that need the machine to themselves =="
-	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(HUGE_PAGES) $(BIN)/python -m pytest -m alone \
+	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(BIN)/python -m pytest -m alone \
 		-k "not test_gradient_parity or ($(ALONE_EVERY_BACKEND))"
 	@echo "== Keras on JAX: the heavy variants (slow), then the largest gradient checks =="
-	KERAS_BACKEND=jax $(HUGE_PAGES) $(BIN)/python -m pytest -m "$(HEAVY)" -k "not ($(HEAVY_ALONE_JAX))"
-	KERAS_BACKEND=jax $(HUGE_PAGES) $(BIN)/python -m pytest -m "keras and slow" \
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "$(HEAVY)" -k "not ($(HEAVY_ALONE_JAX))"
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "keras and slow" \
 		-k "($(HEAVY_ALONE_JAX)) or ($(ALONE_EVERY_BACKEND))"
 
 # One zoo CNN trained on scikit-learn's bundled digits in PyTorch and in Keras from the same

@@ -6,7 +6,7 @@ differs.
 Gradient parity runs on `quick()` specs, batch 2, for the whole registry on every Keras backend
 (heavy models, `conftest.heavy`, under `slow`, and ViT-L/H also `alone`, as in test_parity;
 `make test` runs those on every backend, with two exceptions: EfficientNet B2..B7 on JAX, see
-`conftest.JAX_DENSE_DEPTHWISE`, and of ViT-L/H only ViT-L/16, on TensorFlow, for the test budget).
+`conftest.JAX_DENSE_DEPTHWISE`, and of ViT-L/H only ViT-L/16, for the test budget).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _registry() -> list:
     `alone`, which `make test` runs in passes of their own, as in test_parity. A check holds
     about two float64 copies of one build's weights at a time (`gradient_parity`): measured
     5.5 GB for ViT-L/16 and 11.7 GB for ViT-H/14 on TensorFlow. Of the `alone` ones `make test`
-    runs ViT-L/16's, on TensorFlow (the Makefile's ALONE_BY_HAND: the test budget)."""
+    runs ViT-L/16's, on every backend (the Makefile's ALONE_EVERY_BACKEND: the test budget)."""
     params = []
     for name in nnzoo.list_models():
         if meta_count(name) > ALONE:
