@@ -22,24 +22,26 @@ demo: $(STAMP)
 # The whole suite with Keras on TensorFlow, then the tests marked `keras` (the parity contract:
 # counts, shapes, numerics, transfer, files, padded sequences, training, exports) on Keras's
 # PyTorch and JAX backends, every registered model on all three: the heavy variants (`slow`,
-# `conftest.heavy`) in passes of their own, ViT-L and ViT-H (`alone`) on TensorFlow only (their
-# numerics peak at 15 GB; `make demo` checks their outputs on all three), and on JAX EfficientNet
+# `conftest.heavy`) in passes of their own, ViT-L and ViT-H (`alone`) on TensorFlow only but
+# ViT-L/16's gradient check (their numerics peak at 15 GB; `make demo` checks their outputs on
+# all three), and on JAX EfficientNet
 # B2-B7 for counts and shapes only (XLA's dense depthwise lowering: `conftest.JAX_DENSE_DEPTHWISE`).
 # Each pass is one pytest process that keeps about one core busy (measured: 87-116% CPU on a
 # 2-core machine), so two lanes run side by side, each lane's output printed whole when it ends:
-# TensorFlow, then PyTorch, then PyTorch's heavy variants; JAX, then TensorFlow's heavy variants.
-# Last, alone, the checks whose peak is the machine's: `alone` (ViT-L and ViT-H), and JAX's heavy
-# variants in two processes (HEAVY_ALONE_JAX: ConvNeXt-B's gradient check alone took 13.0 GB
+# TensorFlow, then PyTorch, then PyTorch's heavy variants; JAX, then TensorFlow's heavy variants,
+# then ViT-L/16's gradient check on PyTorch. Last, alone, the checks whose peak is the machine's:
+# `alone` (ViT-L and ViT-H), and JAX's heavy variants in two processes, the second with ViT-L/16's
+# gradient check (HEAVY_ALONE_JAX: ConvNeXt-B's gradient check alone took 13.0 GB
 # there, XLA's dense depthwise lowering again; the two `-k` expressions are each other's
 # complement, so every heavy check runs once per backend whatever the registry holds).
 # The largest heavy gradient checks on TensorFlow and PyTorch (ResNeXt-101, Wide ResNet-101)
 # run in the lanes: since a check holds one build at a time they peak at 6.0 and 5.6 GB
-# (one thread each, measured 2026-12-05). Measured passes (clean clone, 2-core AMD EPYC, slow
-# that hour, 2026-12-05: 40.5 min in all, 13.6 GB peak): lane 1 TensorFlow 19.5 min, PyTorch 3.4,
-# PyTorch's heavy variants 4.8; lane 2 JAX 19.5, TensorFlow's heavy variants 6.9; alone: `alone`
-# 3.4, JAX's heavy variants 5.1 and its largest gradient checks 1.9. The landing before, with
-# ViT-L/32's and ViT-H/14's gradient checks (see ALONE_BY_HAND) and the largest heavy gradient
-# checks of TensorFlow and PyTorch in the alone stage, took 46.5 min here (CI: 46.2).
+# (one thread each, measured 2026-12-05). Measured passes (clean clone, 2-core AMD EPYC,
+# 2026-12-05: 40.4 min in all, 13.5 GB peak): lane 1 TensorFlow 16.0 min, PyTorch 3.6, PyTorch's
+# heavy variants 6.0; lane 2 JAX 16.2, TensorFlow's heavy variants 7.6, ViT-L/16 on PyTorch 1.4;
+# alone: `alone` 3.5, JAX's heavy variants 5.3, its largest gradient checks and ViT-L/16's 3.7.
+# With ViT-L/16's gradients on TensorFlow only it took 37.5 min (CI: 37.5); with ViT-L/32's and
+# ViT-H/14's as well (see ALONE_EVERY_BACKEND), 46.5 min here (CI: 46.2).
 # In the lanes each framework computes on one thread: two processes each spreading work over
 # both cores made them wait on each other (measured, two numeric-parity passes side by side:
 # Keras/PyTorch's 4.7 min and Keras/JAX's 4.8 min with two threads each, 2.6 and 3.5 min with
@@ -55,12 +57,12 @@ HEAVY_ALONE_JAX := test_gradient_parity and (resnext101 or wide_resnet101 or con
 # ViT-L and ViT-H's float64 gradient checks (`alone`: 304-632M parameters, 5.1-12.7 GB, 1-2.7
 # min each): `make test` runs ViT-L/16's on all three backends (ALONE_EVERY_BACKEND: on
 # PyTorch at the end of lane 2, beside PyTorch's heavy variants, 5.8 GB; on JAX with its largest
-# heavy gradient checks), for the test budget not ViT-L/32's and ViT-H/14's (with both on
-# TensorFlow alone the clean-clone run took 46.5 min on a slow day, and CI 46.2). ViT-L/32 has
+# heavy gradient checks); for the test budget not ViT-L/32's and ViT-H/14's (with both, on
+# TensorFlow only, the clean-clone run took 46.5 min on a slow day, and CI 46.2). ViT-L/32 has
 # ViT-L/16's encoder (only the patch-embedding kernel differs, a layer ViT-B/32 checks) and
 # ViT-H/14 the same layer types, wider and deeper. Run them all with `KERAS_BACKEND=... pytest
 # -m alone -k test_gradient_parity`: on TensorFlow all three passed in `make test` (2026-12-05);
-# on JAX and PyTorch ViT-H/14 passed by hand, ViT-L/32 has not run there.
+# on JAX and PyTorch ViT-L/32 and ViT-H/14 passed by hand.
 ALONE_EVERY_BACKEND := test_gradient_parity and vit_l_16
 # TensorFlow's oneDNN CPU allocator keeps what a dropped build held (measured: 5.5 GB after
 # ViT-L/16's gradient check); with this it goes back, so each check starts from empty (and
