@@ -3,9 +3,11 @@ only past the size asked, and the files go with the block."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from nnzoo.offload import Shelf
 
@@ -46,3 +48,41 @@ def test_non_contiguous_arrays_are_stored_as_their_values() -> None:
     t = np.arange(12.0).reshape(3, 4).T  # a transposed view, as a layout change gives
     with Shelf(2000.0, disk_above=1000.0) as shelf:
         np.testing.assert_array_equal(shelf.put([("t", t)])["t"], t)
+
+
+
+def test_strided_arrays_larger_than_a_chunk_are_written_block_by_block(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows copied a block at a time (CHUNK shrunk to two pages), the file padded to ALIGN."""
+    import nnzoo.offload
+
+    monkeypatch.setattr(nnzoo.offload, "CHUNK", 2 * nnzoo.offload.ALIGN)
+    arrays = {"t": np.random.default_rng(1).standard_normal((700, 9)).T,  # rows of 5.6 KB
+              "wide": np.arange(4500.0).reshape(3, 1500).T[::2],  # rows of 24 B, strided twice
+              "empty": np.zeros((0, 3))}
+    with Shelf(2000.0, disk_above=1000.0) as shelf:
+        kept = shelf.put(arrays.items())
+        if not shelf.direct:
+            pytest.skip("this temporary directory's file system takes no O_DIRECT writes")
+        sizes = sorted(p.stat().st_size for p in Path(shelf._dir.name).iterdir())  # type: ignore[union-attr]
+        assert sizes == [0, 20480, 53248]  # 0, 18000 and 50400 bytes, padded to whole pages
+        for key, value in arrays.items():
+            assert kept[key].shape == value.shape
+            np.testing.assert_array_equal(kept[key], value)
+
+
+def test_without_direct_io_the_shelf_writes_npy_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file system that refuses O_DIRECT (EINVAL) gets buffered .npy files instead."""
+    import nnzoo.offload
+
+    def refuse(*args: object) -> None:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(nnzoo.offload, "_write_direct", refuse)
+    arrays = _arrays()
+    with Shelf(2000.0, disk_above=1000.0) as shelf:
+        kept = shelf.put(arrays.items())
+        assert not shelf.direct
+        assert all(p.suffix == ".npy" for p in Path(shelf._dir.name).iterdir())  # type: ignore[union-attr]
+        for key, value in arrays.items():
+            np.testing.assert_array_equal(kept[key], value)

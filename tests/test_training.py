@@ -374,3 +374,20 @@ def test_digits_example_trains_both_frameworks_alike(tmp_path) -> None:  # noqa:
     assert min(out["accuracy"].values()) > 0.5  # ten classes: chance is 0.1
     assert abs(out["accuracy"]["torch"] - out["accuracy"]["keras"]) <= 0.02  # 1 of 60 images
     assert (tmp_path / "digits.png").stat().st_size > 10_000
+
+
+def test_piecewise_differences_match_whole_array_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gradient comparison's differences, formed a piece at a time in one buffer, are the
+    whole-array ones; a NaN anywhere is not skipped, and a shape mismatch never passes."""
+    import nnzoo.training as training
+
+    monkeypatch.setattr(training, "PIECE", 7)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((5, 9)), rng.standard_normal((5, 9)).astype(np.float32)
+    assert training.max_abs_diff(a, b) == np.max(np.abs(a - b))
+    assert training.max_abs_diff(a.T, b.T) == np.max(np.abs(a - b))  # strided views
+    assert training.max_abs(a) == np.max(np.abs(a)) and training.max_abs(np.zeros(0)) == 0.0
+    b[4, 8] = np.nan
+    assert np.isnan(training.max_abs_diff(a, b)) and np.isnan(training.max_abs(b))
+    assert np.isnan(training.largest([1.0, np.nan, 2.0])) and training.largest([]) == 0.0
+    assert training.max_abs_diff(a, a[:4]) == np.inf
