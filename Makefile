@@ -63,7 +63,7 @@ HEAVY_ALONE_JAX := test_gradient_parity and (resnext101 or wide_resnet101 or con
 # ViT-H/14 the same layer types, wider and deeper. Run them all with `KERAS_BACKEND=... pytest
 # -m alone -k test_gradient_parity`: on TensorFlow all three passed in `make test` (2026-12-05);
 # on JAX and PyTorch ViT-L/32 and ViT-H/14 passed by hand.
-ALONE_EVERY_BACKEND := test_gradient_parity and vit_l_16
+ALONE_EVERY_BACKEND := test_gradient_parity and (vit_l_16 or vit_l_32)
 # TensorFlow's oneDNN CPU allocator keeps what a dropped build held (measured: 5.5 GB after
 # ViT-L/16's gradient check); with this it goes back, so each check starts from empty (and
 # ResNeXt-101's and Wide ResNet-101's gradient checks peak at 6.0 GB, not 7.9, no slower).
