@@ -37,11 +37,12 @@ demo: $(STAMP)
 # The largest heavy gradient checks on TensorFlow and PyTorch (ResNeXt-101, Wide ResNet-101)
 # run in the lanes: since a check holds one build at a time they peak at 6.0 and 5.6 GB
 # (one thread each, measured 2026-12-05). Measured passes (clean clone, 2-core AMD EPYC,
-# 2026-12-05: 40.4 min in all, 13.5 GB peak): lane 1 TensorFlow 16.0 min, PyTorch 3.6, PyTorch's
-# heavy variants 6.0; lane 2 JAX 16.2, TensorFlow's heavy variants 7.6, ViT-L/16 on PyTorch 1.4;
-# alone: `alone` 3.5, JAX's heavy variants 5.3, its largest gradient checks and ViT-L/16's 3.7.
-# With ViT-L/16's gradients on TensorFlow only it took 37.5 min (CI: 37.5); with ViT-L/32's and
-# ViT-H/14's as well (see ALONE_EVERY_BACKEND), 46.5 min here (CI: 46.2).
+# 2026-12-05: 40.0 min in all, 13.5 GB peak): lane 1 TensorFlow 16.6 min, PyTorch 3.3, PyTorch's
+# heavy variants 5.1; lane 2 JAX 16.8, TensorFlow's heavy variants 7.3, ViT-L/16 on PyTorch 1.0;
+# alone: `alone` 3.6 (ViT-L/32's gradients included), JAX's heavy variants 5.7, its largest
+# gradient checks and ViT-L/16's 3.2. With ViT-L/16's gradients on TensorFlow only it took 37.5
+# min (CI: 37.5); with ViT-L/32's and ViT-H/14's as well (see ALONE_TF), 46.5 min
+# here (CI: 46.2).
 # In the lanes each framework computes on one thread: two processes each spreading work over
 # both cores made them wait on each other (measured, two numeric-parity passes side by side:
 # Keras/PyTorch's 4.7 min and Keras/JAX's 4.8 min with two threads each, 2.6 and 3.5 min with
