@@ -108,7 +108,7 @@ def _blocks(array: np.ndarray) -> Iterator[np.ndarray]:
     """The array's bytes in C order, as contiguous uint8 pieces of about CHUNK bytes: a strided
     view (a transposed gradient) is copied a block of rows at a time, not whole."""
     if array.ndim == 0 or array.flags.c_contiguous:
-        flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        flat = array.reshape(-1).view(np.uint8)  # a view: already in C order
         yield from (flat[s:s + CHUNK] for s in range(0, flat.size, CHUNK))
         return
     rows = max(1, CHUNK // max(array[0].nbytes, 1)) if len(array) else 1

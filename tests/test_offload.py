@@ -50,7 +50,6 @@ def test_non_contiguous_arrays_are_stored_as_their_values() -> None:
         np.testing.assert_array_equal(shelf.put([("t", t)])["t"], t)
 
 
-
 def test_strided_arrays_larger_than_a_chunk_are_written_block_by_block(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows copied a block at a time (CHUNK shrunk to two pages), the file padded to ALIGN."""
