@@ -101,9 +101,9 @@ def markdown(results: dict[str, Any]) -> str:
               "(multiply-add = 2) and as a share of the larger matmul rate; first: the first "
               "call (tracing, compiling), at the largest batch. optimize: `nnzoo.optimize(model, "
               "x)` tuned on that input (→ the path it chose; its tuning time is in the JSON), "
-              "timed interleaved with a second timing of the fastest path, which the Targets "
-              "table compares it with: under a changing load its absolute time can differ from "
-              "the rows above.",
+              "timed in 11 rounds alternating with a second timing of the fastest path; the "
+              "Targets table compares the two by the median of the per-round ratios: under a "
+              "changing load its absolute time can differ from the rows above.",
               ""]
     head = ["model", "impl", "backend", "path"]
     for b in meta["batches"]:

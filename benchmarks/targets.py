@@ -220,9 +220,10 @@ def targets(results: dict[str, Any]) -> list[Verdict]:
 def optimize_verdicts(model: str, mine: list[Row], batches: list[int]) -> list[Verdict]:
     """optimize against the fastest path of the same framework and batch, for every one.
 
-    The ratio is taken against the second timing of that path interleaved with optimize's
-    (`versus`, see `benchmarks.worker`) when there is one ("interleaved"), else against its own
-    measurement ("apart"); the times shown are the two compared.
+    The ratio is the median of the per-round ratios to the second timing of that path
+    interleaved with optimize's (`versus`, see `benchmarks.worker`) when there is one
+    ("paired", with the ratios' range), else the ratio of medians against its own measurement
+    ("apart"); the times shown are the two medians.
     """
     out = []
     for backend in dict.fromkeys(r.backend for r in mine):
@@ -233,13 +234,13 @@ def optimize_verdicts(model: str, mine: list[Row], batches: list[int]) -> list[V
                 continue
             o = opt[0]
             versus = o.extra.get("versus")
-            if versus and versus["path"] == best.path:
-                theirs = versus["median_s"]
-                overlap = o.min_s <= versus["max_s"] and versus["min_s"] <= o.max_s
-                how = "interleaved"
+            if versus and versus["path"] == best.path and "paired" in versus:
+                theirs, ratio = versus["median_s"], versus["paired"]
+                overlap = versus["paired_min"] <= 1.0 <= versus["paired_max"]
+                how = f"paired {versus['paired_min']:.2f}-{versus['paired_max']:.2f}x"
             else:
                 theirs, overlap, how = best.median_s, _overlap(o, best), "apart"
-            ratio = o.median_s / theirs
+                ratio = o.median_s / theirs
             chose = o.extra.get("chose", "?")
             v = Verdict(T_OPTIMIZE, model, f"{backend} b{b}: optimize ({chose}) "
                         f"{fmt_ms(o.median_s)} ms vs {best.path} {fmt_ms(theirs)} ms",

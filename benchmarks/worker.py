@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import time
 import traceback
@@ -43,6 +44,10 @@ from benchmarks.measure import (
 
 MARK = "@@bench "
 MATMUL_N = 2048
+#: Timed rounds of the optimize-vs-best pair, whatever the run's repeats: the verdict is the
+#: median of 11 paired ratios, whose spread on a shared 2-core machine is a few percent where
+#: the ratio of two 3-repeat medians strayed by up to 10% (bench-quick, 2026-12-03).
+PAIRED_REPEATS = 11
 
 
 def emit(event: str, **data: Any) -> None:
@@ -192,8 +197,9 @@ def measure(models: dict[str, Any], job: dict[str, Any], item: dict[str, Any], b
 
     The `optimize` measurement is nnzoo's alone, and it is interleaved with a second timing of
     the fastest path measured before it in this job at the same batch size (`versus` in its
-    row): "optimize vs the best path" is then a ratio taken under the same load, as the
-    references' ratios are.
+    row), over `PAIRED_REPEATS` rounds: "optimize vs the best path" is the median of the
+    per-round ratios (`versus["paired"]`, with their min and max), each taken from two repeats
+    run back to back, so that a load that changes between rounds cancels.
     """
     x = example(job["model"], job["backend"], item["batch"])
     rows: dict[str, dict[str, Any]] = {}
@@ -228,7 +234,8 @@ def measure(models: dict[str, Any], job: dict[str, Any], item: dict[str, Any], b
             paths.sync(fn())
     samples: dict[str, list[float]] = {impl: [] for impl in ready}
     order = list(ready)
-    for r in range(job["repeats"] if order else 0):
+    repeats = max(job["repeats"], PAIRED_REPEATS) if "versus" in ready else job["repeats"]
+    for r in range(repeats if order else 0):
         for impl in order[r % len(order):] + order[:r % len(order)]:
             if impl not in samples:
                 continue
@@ -242,9 +249,12 @@ def measure(models: dict[str, Any], job: dict[str, Any], item: dict[str, Any], b
         t = summarize(s, ready[impl][1], rows[impl]["first_call_s"])
         rows[impl].update(t.to_dict())
     versus = rows.pop("versus", None)
-    if versus and "median_s" in versus and "nnzoo" in rows:
+    if versus and "median_s" in versus and "median_s" in rows.get("nnzoo", {}):
+        ratios = sorted(a / b for a, b in zip(samples["nnzoo"], samples["versus"]))
         rows["nnzoo"]["versus"] = {"path": kept[0], **{k: versus[k] for k in
-                                                        ("median_s", "min_s", "max_s")}}
+                                                        ("median_s", "min_s", "max_s")},
+                                   "paired": statistics.median(ratios),
+                                   "paired_min": ratios[0], "paired_max": ratios[-1]}
     if item["kind"] == "infer" and not optimizing and not job.get("memory"):
         for impl, row in rows.items():
             known = best.get((impl, item["batch"]))

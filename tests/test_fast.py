@@ -171,6 +171,28 @@ def test_the_fastest_correct_path_is_chosen(monkeypatch: pytest.MonkeyPatch) -> 
     assert nnzoo.optimize(model, x, budget=1.0, cache=False).path == "eager"  # within TIE
 
 
+def test_paths_are_ranked_round_by_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load that rises mid-round (round 3: "quick" timed after it, "eager" before it) leaves
+    "quick" with the higher median, though it was faster in four rounds of five: the paired
+    ranking picks it, and the report shows each path's paired ratio."""
+    quick = paths.Path("quick", "right", lambda m: lambda x: m(x))
+    _fake_paths(monkeypatch, [quick], keep=1)
+    samples = {"eager": [1.0, 1.0, 1.0, 2.1, 2.1], "quick": [0.95, 0.95, 2.0, 2.0, 2.0]}
+
+    def rounds(trials, inputs, deadline, update) -> None:
+        for t in trials:
+            t.samples = [s * 1e-3 for s in samples[t.path.name]]
+
+    monkeypatch.setattr(tuning, "_rounds", rounds)
+    model = nnzoo.build("mlp_small", "torch", seed=0)
+    fast = nnzoo.optimize(model, model.spec.example_input(2), budget=1.0, cache=False)
+    assert fast.report.times_s["quick"] > fast.report.times_s["eager"]
+    assert fast.path == "quick"
+    paired = {p["path"]: p["paired"] for p in fast.report.paths}
+    assert paired["eager"] == 1.0 and paired["quick"] == pytest.approx(2.0 / 2.1)
+    assert "0.952x" in str(fast.report)
+
+
 def test_budget_bounds_the_tuning(monkeypatch: pytest.MonkeyPatch) -> None:
     """Slow paths: the ones past the budget are not tried, and the rounds stop in time."""
     def slow(model):

@@ -29,7 +29,11 @@ DEFAULT_BUDGET_S = 30.0
 
 @dataclass
 class Report:
-    """What `optimize` chose and why: every path with its median time or why it has none."""
+    """What `optimize` chose and why: every path with its median time or why it has none.
+
+    `paired` in a path's row is what ranks them: the median over timed rounds of its time over
+    the fastest path's in the same round (`nnzoo.fast.tuning.scores`).
+    """
 
     backend: str  # "torch" or "keras/<backend>"
     choice: str
@@ -68,13 +72,14 @@ class Report:
         how = (f"tuned in {self.tuning_s:.1f} s of a {self.budget_s:g} s budget"
                if self.source == "tuned" else "from the cache, tuned earlier")
         lines = [f"{head}; {how} on {self.machine}", "", f"  {'path':30} {'median ms':>10} "
-                 f"{'min-max ms':>19} {'first ms':>9}  status"]
+                 f"{'min-max ms':>19} {'paired':>7} {'first ms':>9}  status"]
         for p in self.paths:
             ms = lambda k, p=p: f"{p[k] * 1e3:.2f}" if p.get(k) is not None else "-"  # noqa: E731
             spread = f"{ms('min_s')}-{ms('max_s')}" if p.get("min_s") is not None else "-"
+            paired = f"{p['paired']:.3f}x" if p.get("paired") is not None else "-"
             mark = "<- chosen" if p["path"] == self.choice else p["status"]
             note = f": {p['note']}" if p.get("note") else ""
-            lines.append(f"  {p['path']:30} {ms('median_s'):>10} {spread:>19} "
+            lines.append(f"  {p['path']:30} {ms('median_s'):>10} {spread:>19} {paired:>7} "
                          f"{ms('first_s'):>9}  {mark}{note}")
         return "\n".join(lines)
 
@@ -193,13 +198,15 @@ def _tune(model: Any, which: str, candidates: list[Path], inputs: tuple[Any, ...
                          show=show)
     chosen = tuning.choose(trials)
     assert chosen is not None  # the plain call always runs, or raised
+    score = tuning.scores([t for t in trials if t.status == "ok" and t.samples])
     rows = []
     for t in trials:
         s = sorted(t.samples)
         rows.append({"path": t.path.name, "status": t.status, "note": t.note,
                      "median_s": t.median_s, "min_s": s[0] if s else None,
                      "max_s": s[-1] if s else None, "first_s": t.first_s, "repeats": len(s),
-                     "calls": t.calls, "max_diff": t.max_diff})
+                     "calls": t.calls, "max_diff": t.max_diff,
+                     "paired": score.get(t.path.name)})
     report = Report(which, chosen.path.name, chosen.path.what, "tuned", shapes, rows,
                     round(time.perf_counter() - start, 2), budget, compile, machine)
     if key is not None:

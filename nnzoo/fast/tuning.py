@@ -9,10 +9,15 @@
 2. Timed rounds: each round times every surviving path, in an order that rotates from round to
    round, so that a neighbour's load that comes and goes hits all of them alike. A repeat is as
    many back-to-back calls as fill `MIN_REPEAT_S`, its time per call the sample. `ROUNDS` rounds,
-   up to `MAX_ROUNDS` while the two best medians lie within `CLOSE` of each other, fewer if the
-   budget runs out (at least one); after three, a path slower than the best by more than `PRUNE`
-   is dropped. The choice is the lowest median; among paths within `TIE` of
-   it, the simplest (first in order), which costs nothing to compile in the next process.
+   up to `MAX_ROUNDS` while the two best lie within `CLOSE` of each other, fewer if the budget
+   runs out (at least one); after three, a path slower than the best by more than `PRUNE` is
+   dropped.
+3. The ranking is paired (`scores`): each path's samples are divided by the leader's (the lowest
+   median) from the same round, and the median of those ratios is its score. A load that comes
+   and goes between rounds moves both samples of a pair alike and cancels in the ratio; the
+   medians alone let one lucky round pick a path 5-10% slower (bench-quick, 2026-12-03). The
+   choice is the lowest score; among paths within `TIE` of it, the simplest (first in order),
+   which costs nothing to compile in the next process.
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ from nnzoo.errors import InputError
 from nnzoo.fast.paths import Call, Path
 
 ROUNDS = 5
-MAX_ROUNDS = 11  # more rounds while the two best are a close call and the budget lasts
-CLOSE = 0.05
+MAX_ROUNDS = 15  # more rounds while the two best are a close call and the budget lasts
+CLOSE = 0.10
 MIN_REPEAT_S = 0.05
 PRUNE = 1.3
 TIE = 0.02
@@ -283,15 +288,27 @@ def _rounds(trials: list[Trial], inputs: tuple[Any, ...], deadline: float, updat
                 live.remove(t)
 
 
+def scores(timed: list[Trial]) -> dict[str, float]:
+    """Path -> median over rounds of its sample / the leader's sample in the same round.
+
+    The leader is the path with the lowest median (score 1.0). A trial's samples are indexed by
+    round from the first round on (a dropped path just stops early), so `zip` pairs them.
+    """
+    leader = min(timed, key=lambda t: t.median_s)
+    return {t.path.name: statistics.median([a / b for a, b in zip(t.samples, leader.samples)])
+            if t is not leader else 1.0 for t in timed}
+
+
 def _close_call(live: list[Trial]) -> bool:
-    """Are the two best medians within `CLOSE` of each other (more rounds would tell)?"""
-    medians = sorted(t.median_s for t in live)
-    return len(medians) > 1 and medians[1] <= medians[0] * (1 + CLOSE)
+    """Are the two best within `CLOSE` of each other, paired (more rounds would tell)?"""
+    ranked = sorted(scores(live).values())
+    return len(ranked) > 1 and ranked[1] <= ranked[0] * (1 + CLOSE)
 
 
 def choose(trials: list[Trial]) -> Trial | None:
     timed = [t for t in trials if t.status == "ok" and t.samples]
     if not timed:
         return None
-    best = min(t.median_s for t in timed)
-    return next(t for t in timed if t.median_s <= best * (1 + TIE))
+    score = scores(timed)
+    best = min(score.values())
+    return next(t for t in timed if score[t.path.name] <= best * (1 + TIE))
