@@ -222,8 +222,9 @@ def optimize_verdicts(model: str, mine: list[Row], batches: list[int]) -> list[V
 
     The ratio is the median of the per-round ratios to the second timing of that path
     interleaved with optimize's (`versus`, see `benchmarks.worker`) when there is one
-    ("paired", with the ratios' range), else the ratio of medians against its own measurement
-    ("apart"); the times shown are the two medians.
+    ("paired", with the ratios' range; results written before the pairing: the ratio of the two
+    medians, "interleaved"), else the ratio of medians against its own measurement ("apart");
+    the times shown are the two medians.
     """
     out = []
     for backend in dict.fromkeys(r.backend for r in mine):
@@ -238,6 +239,10 @@ def optimize_verdicts(model: str, mine: list[Row], batches: list[int]) -> list[V
                 theirs, ratio = versus["median_s"], versus["paired"]
                 overlap = versus["paired_min"] <= 1.0 <= versus["paired_max"]
                 how = f"paired {versus['paired_min']:.2f}-{versus['paired_max']:.2f}x"
+            elif versus and versus["path"] == best.path:  # results from before the pairing
+                theirs, how = versus["median_s"], "interleaved"
+                overlap = o.min_s <= versus["max_s"] and versus["min_s"] <= o.max_s
+                ratio = o.median_s / theirs
             else:
                 theirs, overlap, how = best.median_s, _overlap(o, best), "apart"
                 ratio = o.median_s / theirs
