@@ -32,7 +32,7 @@ class Report:
     """What `optimize` chose and why: every path with its median time or why it has none.
 
     `paired` in a path's row is what ranks them: the median over timed rounds of its time over
-    the fastest path's in the same round (`nnzoo.fast.tuning.scores`).
+    the same round's time of the path with the lowest median (`nnzoo.fast.tuning.scores`).
     """
 
     backend: str  # "torch" or "keras/<backend>"
