@@ -198,7 +198,7 @@ def _tune(model: Any, which: str, candidates: list[Path], inputs: tuple[Any, ...
                          show=show)
     chosen = tuning.choose(trials)
     assert chosen is not None  # the plain call always runs, or raised
-    score = tuning.scores([t for t in trials if t.status == "ok" and t.samples])
+    score = tuning.scores(tuning.timed(trials))
     rows = []
     for t in trials:
         s = sorted(t.samples)

@@ -305,10 +305,15 @@ def _close_call(live: list[Trial]) -> bool:
     return len(ranked) > 1 and ranked[1] <= ranked[0] * (1 + CLOSE)
 
 
+def timed(trials: list[Trial]) -> list[Trial]:
+    """The trials that ran and have samples: the ones `scores` and `choose` rank."""
+    return [t for t in trials if t.status == "ok" and t.samples]
+
+
 def choose(trials: list[Trial]) -> Trial | None:
-    timed = [t for t in trials if t.status == "ok" and t.samples]
-    if not timed:
+    ranked = timed(trials)
+    if not ranked:
         return None
-    score = scores(timed)
+    score = scores(ranked)
     best = min(score.values())
-    return next(t for t in timed if score[t.path.name] <= best * (1 + TIE))
+    return next(t for t in ranked if score[t.path.name] <= best * (1 + TIE))
