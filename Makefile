@@ -34,11 +34,11 @@ demo: $(STAMP)
 # B2-B7 for counts and shapes only (XLA's dense depthwise lowering: `conftest.JAX_DENSE_DEPTHWISE`).
 # Each pass is one pytest process that keeps about one core busy (measured: 87-116% CPU on a
 # 2-core machine), so two lanes run side by side, each lane's output printed whole when it ends:
-# TensorFlow, then TensorFlow's heavy variants; JAX, then PyTorch's heavy variants, PyTorch's
-# pass and ViT-L/16's gradient check on PyTorch (balanced from the passes' times measured on a
-# slow day, 2026-12-05: 31.4 and 32.3 min of work, where the old split's lanes took 34.1 and 31.9).
-# The heavy passes meet as before: TensorFlow's (6.0 GB at its peak) beside PyTorch's (5.6 GB)
-# and ViT-L/16's check (5.8 GB). Last, alone, the checks whose peak is the machine's:
+# TensorFlow, TensorFlow's heavy variants, then ViT-L/16's gradient check on PyTorch; JAX, then
+# PyTorch's heavy variants and PyTorch's pass (balanced from the passes' times measured on a slow
+# host, 2026-12-06: 32.4 and 32.3 min of work, where the old split's lanes took 34.1 and 31.9).
+# The heavy passes meet as before: TensorFlow's (6.0 GB at its peak) beside PyTorch's (5.6 GB);
+# ViT-L/16's check (5.8 GB) beside PyTorch's pass. Last, alone, the checks whose peak is the machine's:
 # `alone` (ViT-L and ViT-H), and JAX's heavy variants in two processes, the second with ViT-L/16's
 # gradient check (HEAVY_ALONE_JAX: ConvNeXt-B's gradient check alone took 13.0 GB
 # there, XLA's dense depthwise lowering again; the two `-k` expressions are each other's
@@ -66,7 +66,7 @@ HEAVY := keras and slow and not alone
 HEAVY_ALONE_JAX := test_gradient_parity and (resnext101 or wide_resnet101 or convnext_base)
 # ViT-L and ViT-H's float64 gradient checks (`alone`: 304-632M parameters, 5.1-12.7 GB, 1-2.7
 # min each): `make test` runs ViT-L/16's on all three backends (ALONE_EVERY_BACKEND: on
-# PyTorch at the end of lane 2, beside TensorFlow's heavy variants, 5.8 GB; on JAX with its largest
+# PyTorch at the end of lane 1, beside PyTorch's pass, 5.8 GB; on JAX with its largest
 # heavy gradient checks) and ViT-L/32's on TensorFlow (ALONE_TF); for the test budget not
 # ViT-L/32's on JAX and PyTorch (with them, 42.1 min here on 2026-12-05) nor ViT-H/14's (with it
 # and ViT-L/32's, on TensorFlow only, 46.5 min here on a slow day, and CI 46.2). ViT-L/32 has
@@ -89,6 +89,8 @@ test-lane-1: $(STAMP)
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "not slow"
 	@echo "== Keras on TensorFlow: the heavy variants (slow) =="
 	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(BIN)/python -m pytest -m "slow and not alone"
+	@echo "== Keras on PyTorch: ViT-L/16's gradient check =="
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -m alone -k "$(ALONE_EVERY_BACKEND)"
 
 test-lane-2: $(STAMP)
 	@echo "== Keras on JAX: the tests marked keras =="
@@ -97,8 +99,6 @@ test-lane-2: $(STAMP)
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "$(HEAVY)"
 	@echo "== Keras on PyTorch: the tests marked keras =="
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "keras and not slow"
-	@echo "== Keras on PyTorch: ViT-L/16's gradient check =="
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -m alone -k "$(ALONE_EVERY_BACKEND)"
 
 test-alone: $(STAMP)
 	@echo "== Keras on TensorFlow: the heavy variants that need the machine to themselves =="
