@@ -14,7 +14,7 @@ $(BIN)/python:
 # pip byte-compiles what it installs (70 s of the install here), and that must stay: where
 # PYTHONDONTWRITEBYTECODE=1 is set, as on these machines, nothing compiled later is kept, and every
 # process would compile TensorFlow, PyTorch and JAX from source again (measured: importing the
-# three took 17.4 s instead of 7.9; with --no-compile `make test` took 50.3 min, not ~47).
+# three took 17.4 s instead of 7.9; with --no-compile `make test` took 50.3 min, without it 48.7).
 PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 
 $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
@@ -45,8 +45,8 @@ demo: $(STAMP)
 # complement, so every heavy check runs once per backend whatever the registry holds).
 # The largest heavy gradient checks on TensorFlow and PyTorch (ResNeXt-101, Wide ResNet-101)
 # run in the lanes: since a check holds one build at a time they peak at 6.0 and 5.6 GB
-# (one thread each, measured 2026-12-05). Measured passes (clean clone, 2-core AMD EPYC,
-# 2026-12-05: 40.0 min in all, 13.5 GB peak): lane 1 TensorFlow 16.6 min, PyTorch 3.3, PyTorch's
+# (one thread each, measured 2026-12-05). Measured passes under the former split (clean clone,
+# 2-core AMD EPYC, 2026-12-05: 40.0 min in all, 13.5 GB peak): lane 1 TensorFlow 16.6 min, PyTorch 3.3, PyTorch's
 # heavy variants 5.1; lane 2 JAX 16.8, TensorFlow's heavy variants 7.3, ViT-L/16 on PyTorch 1.0;
 # alone: `alone` 3.6 (ViT-L/32's gradients included), JAX's heavy variants 5.7, its largest
 # gradient checks and ViT-L/16's 3.2. With ViT-L/16's gradients on TensorFlow only it took 37.5
