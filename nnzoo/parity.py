@@ -391,7 +391,8 @@ def _numeric_parity(spec: Spec, *, device: str, batch: int, seed: int, layers: b
     exact_there = _same_weights(torch_model, keras_model)
     y_torch = run(torch_model, x, device=device)
     noise = rounding_noise(torch_model, x, y_torch, device=device) if dtype == "float32" else 0.0
-    results = [compare(y_torch, run(keras_model, x, device=device), "torch->keras", dtype, noise)]
+    results = [compare(y_torch, run(keras_model, x, device=device, compiled=True),
+                       "torch->keras", dtype, noise)]
     results[0].weights_exact = exact_there
     rows = layer_report(torch_model, keras_model, x, device=device) if layers else []
     load_state_dict(keras_model, keras_own)
@@ -399,7 +400,7 @@ def _numeric_parity(spec: Spec, *, device: str, batch: int, seed: int, layers: b
     exercise_state(keras_model, seed + 1, twin=torch_model)
     transfer_weights(keras_model, torch_model)
     exact_back = _same_weights(keras_model, torch_model)
-    y_keras = run(keras_model, x, device=device)
+    y_keras = run(keras_model, x, device=device, compiled=True)
     y_back = run(torch_model, x, device=device)
     noise = rounding_noise(torch_model, x, y_back, device=device) if dtype == "float32" else 0.0
     results.append(compare(y_keras, y_back, "keras->torch", dtype, noise))

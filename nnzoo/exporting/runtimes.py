@@ -128,8 +128,9 @@ def load_keras(path: Path, spec: Spec, keras_layout: bool) -> Loaded:
     import nnzoo.keras_impl  # noqa: F401  (registers nnzoo's classes for load_model)
 
     model = keras.models.load_model(str(path))
+    # compiled as `exporting.reference` runs the writer's model: the same program, the same bits
     free = [i for i, d in enumerate(model.inputs[0].shape) if d is None]
-    return Loaded(lambda x: run(model, x), _canonical_axes(free, spec, True))
+    return Loaded(lambda x: run(model, x, compiled=True), _canonical_axes(free, spec, True))
 
 
 def load_safetensors(path: Path, spec: Spec, backend: str) -> Loaded:
@@ -137,7 +138,7 @@ def load_safetensors(path: Path, spec: Spec, backend: str) -> Loaded:
     fresh = backends.build_native(spec, backend, seed=1)
     conversion.load_state_dict(fresh, safetensors_io.read(path))
     free = (0, *(a + 1 for a in spec.flexible_axes(channels_last=False)))
-    return Loaded(lambda x: run(fresh, x), tuple(sorted(free)))
+    return Loaded(lambda x: run(fresh, x, compiled=True), tuple(sorted(free)))
 
 
 def load(fmt: str, path: Path, spec: Spec, backend: str) -> Loaded:
