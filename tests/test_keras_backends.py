@@ -16,7 +16,7 @@ import pytest
 
 import nnzoo
 from nnzoo import backends
-from nnzoo.errors import BackendError, KerasBackendError
+from nnzoo.errors import BackendError, InputShapeError, KerasBackendError
 
 KERAS_BACKENDS = list(backends.KERAS_BACKENDS)
 #: models with custom Keras layers (recurrent cells, attention, positions) and batch norm
@@ -134,3 +134,42 @@ def test_keras_files_cross_keras_backends(tmp_path: Path) -> None:
         assert len(found) == (len(order) - 1) * len(CROSS_MODELS), (reader, sorted(found))
         for where, diffs in found.items():
             assert max(diffs) <= 1e-4, f"read on {reader}: {where}: {diffs}"
+
+
+@pytest.mark.keras
+def test_a_compiled_run_is_the_eager_run() -> None:
+    """`run(compiled=True)`, which the numeric and export checks use (one `jax.jit` of the
+    stateless call on JAX; the eager call elsewhere): the eager output within float32 rounding
+    for a batch-norm, a recurrent and an attention model, the input checked as the model's own
+    call checks it; on JAX one compiled program per model and input shape, reused after new
+    weights are loaded, and dropped with the model."""
+    import gc
+    import weakref
+
+    import numpy as np
+
+    from conftest import tiny_per_family
+    from nnzoo import runtime
+    from nnzoo.conversion import load_state_dict, state_dict
+
+    specs = [s for s in tiny_per_family() if s.family in ("resnet", "recurrent", "transformer")]
+    assert len(specs) == 3
+    for spec in specs:
+        model = nnzoo.build(spec, "keras", seed=0)
+        x = spec.example_input(2)
+        eager = runtime.run(model, x)
+        np.testing.assert_allclose(runtime.run(model, x, compiled=True), eager, rtol=1e-5,
+                                   atol=1e-6 * max(1.0, float(np.abs(eager).max())))
+        with pytest.raises(InputShapeError):
+            runtime.run(model, x[None], compiled=True)
+        if backends.keras_backend() != "jax":
+            continue
+        fn = runtime._JITTED[model]
+        load_state_dict(model, state_dict(nnzoo.build(spec, "keras", seed=1)))
+        moved = runtime.run(model, x, compiled=True)
+        assert runtime._JITTED[model] is fn and fn._cache_size() == 1
+        assert not np.allclose(moved, eager), "the new weights were not used"
+        ref = weakref.ref(model)
+        del model, fn
+        gc.collect()
+        assert ref() is None, "the compiled function kept its model alive"

@@ -49,7 +49,9 @@ def test_keras_config_round_trip(name: str) -> None:
     twin.set_weights(model.get_weights())
     x = model.spec.example_input()
     assert twin.spec == model.spec
-    np.testing.assert_array_equal(run(model, x), run(twin, x))
+    # compiled: on JAX one program per model (each eager op compiles per shape); the same
+    # program for both, so still bit for bit
+    np.testing.assert_array_equal(run(model, x, compiled=True), run(twin, x, compiled=True))
 
 
 @pytest.mark.parametrize("name", FAMILY_MODELS)
