@@ -33,8 +33,8 @@ demo: $(STAMP)
 # spreading over both cores waited on each other), each lane's output printed whole when it ends.
 # The lanes are balanced from pass times measured on a slow 2-core AMD EPYC host (README, Tests),
 # and no two passes that peak at 6 GB or more meet:
-#   lane 1: JAX's heavy variants (8.4 GB) beside JAX's pass; TensorFlow's pass but its
-#           distributed tests; TensorFlow's heavy variants (6.0 GB) beside PyTorch's (5.6 GB);
+#   lane 1: JAX's heavy variants (8.4 GB) beside JAX's pass; TensorFlow's pass but
+#           SUBPROCESS_FILES; TensorFlow's heavy variants (6.0 GB) beside PyTorch's (5.6 GB);
 #           ViT-L/16's gradient check on PyTorch (5.8 GB);
 #   lane 2: JAX's pass; PyTorch's heavy variants; PyTorch's pass; on TensorFlow, the tests that
 #           run their work in processes of their own (SUBPROCESS_FILES: data-parallel Keras
@@ -43,14 +43,6 @@ demo: $(STAMP)
 # `alone` on TensorFlow (ViT-L and ViT-H; 15 GB), then JAX's largest gradient checks (11.6 GB:
 # XLA's CPU compiler computes depthwise kernel gradients as dense convolutions, the lowering
 # that keeps EfficientNet B2-B7 to counts and shapes on JAX, `conftest.JAX_DENSE_DEPTHWISE`).
-# XLA compiles without LLVM's expensive passes in every pass: the checks compile each program
-# for one or two small batches, and compiling is most of their time on JAX (measured, one
-# thread: EfficientNet-B0's float64 gradient check 35.6 -> 29.3 s, ResNet-50's 17.8 -> 12.1,
-# ResNet-152's 48.5 -> 40.6; ViT-B/16's the same). Numerics are unaffected beyond rounding, and
-# every check compares against its bound.
-# (The tests' setting only: `make bench` and `make demo` keep XLA's defaults.)
-XLA_FAST_COMPILE := --xla_llvm_disable_expensive_passes=true
-test-lane-1 test-lane-2 test-alone: export XLA_FLAGS := $(XLA_FAST_COMPILE) $(XLA_FLAGS)
 LANE_THREADS := NNZOO_TEST_THREADS=1 OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 \
 	XLA_FLAGS="--xla_cpu_multi_thread_eigen=false $(XLA_FLAGS)"
 
