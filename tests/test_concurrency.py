@@ -27,7 +27,7 @@ pytestmark = pytest.mark.keras
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Run as `python -c SCRIPT SPECS_JSON GROUPED_JSON`; prints one JSON line.
+#: Run as `python -c SCRIPT SPECS_JSON GROUPED_JSON ONE_TOKEN_JSON`; prints one JSON line.
 SCRIPT = r'''
 import hashlib, json, sys, threading, time
 T0 = time.perf_counter()
@@ -99,6 +99,11 @@ if nnzoo.keras_backend() == "tensorflow":  # the other backends have no such fun
     for _ in range(6):
         model(to_keras(x, grouped.input_kind), training=False)
 
+# One token (a length-1 sequence, a single-patch ViT): attention's softmax runs over one key,
+# which Keras warns about when called plainly.
+for edge in (nnzoo.spec_from_dict(d) for d in json.loads(sys.argv[3])):
+    run(nnzoo.build(edge, "keras"), edge.example_input(2))
+
 print(json.dumps({"seconds": round(time.perf_counter() - T0, 1), "errors": errors,
                   "mismatches": mismatches, "jobs": len(found),
                   "combinations": len(alone)}))
@@ -110,12 +115,16 @@ def user_process() -> tuple[subprocess.CompletedProcess[str], list[Any]]:
     specs = tiny_per_family()
     grouped = nnzoo.get_spec("resnext50_32x4d", layers=(1,), widths=(8,), groups=2,
                              base_width=32, stem="cifar", stem_width=8, image_size=(16, 16))
+    one_token = ([s.replace(seq_len=1) for s in specs if s.family == "transformer"]
+                 + [s.replace(image_size=(s.patch_size, s.patch_size), class_token=False)
+                    for s in specs if s.family == "vit"])
+    assert len(one_token) == 2
     env = {k: v for k, v in os.environ.items()
            if k not in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS")}
     env["OMP_NUM_THREADS"] = "1"  # tiny models: PyTorch's thread hand-offs cost more than the work
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, json.dumps([s.to_dict() for s in specs]),
-         json.dumps(grouped.to_dict())],
+         json.dumps(grouped.to_dict()), json.dumps([s.to_dict() for s in one_token])],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     return proc, specs
 

@@ -64,6 +64,15 @@ class SelfAttention(layers.MultiHeadAttention):
         dropped = self._dropout_layer(scores, training=training) if self._dropout > 0.0 else scores
         return ops.einsum(self._combine_equation, dropped, value), scores
 
+    def _masked_softmax(self, attention_scores: Any, attention_mask: Any = None) -> Any:
+        """Keras's masked softmax, except over a single key (a length-1 sequence): there Keras
+        warns that the result is always 1 (a UserWarning in the user's script, issue 19). That
+        is the intended value here, so it is computed as softmax computes it, exp(s - max s) over
+        one element -- 1, NaN where s is not finite, and no gradient -- without the warning."""
+        if all(attention_scores.shape[axis] == 1 for axis in self._softmax.axis):
+            return ops.exp(attention_scores - attention_scores)
+        return super()._masked_softmax(attention_scores, attention_mask)
+
     def torch_links(self) -> list[Any]:
         from nnzoo.links import Link, torch_path
 
