@@ -32,25 +32,31 @@ demo: $(STAMP)
 # core busy, so two lanes run side by side (each framework on one thread: two passes each
 # spreading over both cores waited on each other), each lane's output printed whole when it ends.
 # The lanes are balanced from pass times measured on a slow 2-core AMD EPYC host (README, Tests),
-# and no two passes that peak at 6 GB or more meet:
-#   lane 1: JAX's heavy variants (8.4 GB) beside JAX's pass; TensorFlow's pass but
-#           SUBPROCESS_FILES; TensorFlow's heavy variants (6.0 GB) beside PyTorch's (5.6 GB);
-#           ViT-L/16's gradient check on PyTorch (5.8 GB);
-#   lane 2: JAX's pass; PyTorch's heavy variants; PyTorch's pass; on TensorFlow, the tests that
-#           run their work in processes of their own (SUBPROCESS_FILES: data-parallel Keras
-#           against PyTorch DDP; `.keras` files crossing the three backends).
-# Last, alone (the frameworks' own thread counts), the checks whose peak is the machine's:
-# `alone` on TensorFlow (ViT-L and ViT-H; 15 GB), then JAX's largest gradient checks (11.6 GB:
+# and ordered by the passes' peaks (in brackets, measured alone): a pass of 8 GB or more meets
+# passes under 5 GB, except at the start, where JAX's pass (its 8.8 GB peak 15-20 min in) begins
+# beside JAX's heavy variants (about 10 min):
+#   lane 1: JAX's heavy variants (8.4 GB) but its largest gradient checks, beside JAX's pass;
+#           TensorFlow's pass but SUBPROCESS_FILES (4.0); TensorFlow's heavy variants (6.0);
+#           ViT-L/16's gradient check on PyTorch (5.6); then JAX's largest gradient checks but
+#           ConvNeXt-B's (JAX_LARGE: 6.5), beside SUBPROCESS_FILES;
+#   lane 2: JAX's pass (8.8); on TensorFlow, the `alone` checks (ViT-L and ViT-H: 9.2), beside
+#           TensorFlow's pass; PyTorch's heavy variants (5.6); PyTorch's pass (3.3); on
+#           TensorFlow, the tests that run their work in processes of their own
+#           (SUBPROCESS_FILES: data-parallel Keras against PyTorch DDP; `.keras` files crossing
+#           the three backends).
+# Last, alone (the frameworks' own thread counts), ConvNeXt-B's gradient check on JAX (11.7 GB:
 # XLA's CPU compiler computes depthwise kernel gradients as dense convolutions, the lowering
 # that keeps EfficientNet B2-B7 to counts and shapes on JAX, `conftest.JAX_DENSE_DEPTHWISE`).
 LANE_THREADS := NNZOO_TEST_THREADS=1 OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 \
 	XLA_FLAGS="--xla_cpu_multi_thread_eigen=false $(XLA_FLAGS)"
 
 HEAVY := keras and slow and not alone
-# JAX's largest heavy gradient checks, in the alone pass (HEAVY_ALONE_JAX and the lane's `-k`
-# are each other's complement, so every heavy check runs once per backend).
-HEAVY_ALONE_JAX := test_gradient_parity and (resnext101 or wide_resnet101 or convnext_base)
-# ViT-L and ViT-H's float64 gradient checks (`alone`: 304-632M parameters, 5.1-12.7 GB, 1-2.7
+# JAX's largest heavy gradient checks, in a pass of their own (JAX_LARGEST and the heavy pass's
+# `-k` are each other's complement, so every heavy check runs once per backend); ConvNeXt-B's
+# (JAX_ALONE) by itself at the end.
+JAX_LARGEST := test_gradient_parity and (resnext101 or wide_resnet101 or convnext_base)
+JAX_ALONE := test_gradient_parity and convnext_base
+# ViT-L and ViT-H's float64 gradient checks (`alone`: 304-632M parameters, 6.5-9.2 GB, 1-1.5
 # min each): ViT-L/16's on all three backends (ALONE_EVERY_BACKEND), ViT-L/32's on TensorFlow
 # (ALONE_TF). For the test budget, not ViT-L/32's on JAX and PyTorch nor ViT-H/14's: ViT-L/32
 # has ViT-L/16's encoder (only the patch-embedding kernel differs, a layer ViT-B/32 checks) and
@@ -58,6 +64,7 @@ HEAVY_ALONE_JAX := test_gradient_parity and (resnext101 or wide_resnet101 or con
 # alone -k test_gradient_parity`: they passed by hand on all three backends.
 ALONE_EVERY_BACKEND := test_gradient_parity and vit_l_16
 ALONE_TF := test_gradient_parity and (vit_l_16 or vit_l_32)
+JAX_LARGE := (($(JAX_LARGEST)) or ($(ALONE_EVERY_BACKEND))) and not ($(JAX_ALONE))
 # TensorFlow's oneDNN CPU allocator keeps what a dropped build held (measured: 5.5 GB after
 # ViT-L/16's gradient check); with this it goes back, so each check starts from empty (and
 # ResNeXt-101's and Wide ResNet-101's gradient checks peak at 6.0 GB, not 7.9, no slower).
@@ -76,7 +83,7 @@ test: $(STAMP)
 test-lane-1: $(STAMP)
 	@echo "== Keras on JAX: the heavy variants (slow) but the largest gradient checks =="
 	KERAS_BACKEND=jax $(JAX_RETURNS_MEMORY) $(BIN)/python -m pytest -m "$(HEAVY)" \
-		-k "not ($(HEAVY_ALONE_JAX))"
+		-k "not ($(JAX_LARGEST))"
 	@echo "== Keras on TensorFlow: every test but the heavy variants and $(SUBPROCESS_FILES) =="
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "not slow" \
 		$(addprefix --ignore=,$(SUBPROCESS_FILES))
@@ -84,10 +91,16 @@ test-lane-1: $(STAMP)
 	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(BIN)/python -m pytest -m "slow and not alone"
 	@echo "== Keras on PyTorch: ViT-L/16's gradient check =="
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m alone -k "$(ALONE_EVERY_BACKEND)"
+	@echo "== Keras on JAX: the largest gradient checks but ConvNeXt-B's =="
+	KERAS_BACKEND=jax $(JAX_RETURNS_MEMORY) $(BIN)/python -m pytest -m "keras and slow" \
+		-k "$(JAX_LARGE)"
 
 test-lane-2: $(STAMP)
 	@echo "== Keras on JAX: the tests marked keras =="
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "keras and not slow"
+	@echo "== Keras on TensorFlow: the heavy variants marked alone (ViT-L, ViT-H) =="
+	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(BIN)/python -m pytest -m alone \
+		-k "not test_gradient_parity or ($(ALONE_TF))"
 	@echo "== Keras on PyTorch: the heavy variants (slow) =="
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "$(HEAVY)"
 	@echo "== Keras on PyTorch: the tests marked keras =="
@@ -96,12 +109,9 @@ test-lane-2: $(STAMP)
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "not slow" $(SUBPROCESS_FILES)
 
 test-alone: $(STAMP)
-	@echo "== Keras on TensorFlow: the heavy variants that need the machine to themselves =="
-	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(BIN)/python -m pytest -m alone \
-		-k "not test_gradient_parity or ($(ALONE_TF))"
-	@echo "== Keras on JAX: the largest gradient checks =="
+	@echo "== Keras on JAX: ConvNeXt-B's gradient check =="
 	KERAS_BACKEND=jax $(JAX_RETURNS_MEMORY) $(BIN)/python -m pytest -m "keras and slow" \
-		-k "($(HEAVY_ALONE_JAX)) or ($(ALONE_EVERY_BACKEND))"
+		-k "$(JAX_ALONE)"
 
 # One zoo CNN trained on scikit-learn's bundled digits in PyTorch and in Keras from the same
 # weights (float64: the curves agree within the parity bound): both test accuracies, and the two

@@ -298,6 +298,12 @@ def activation_count(spec: Spec) -> int | None:
     return _remember(_ACTIVATIONS, spec, total)
 
 
+def weight_bytes(spec: Spec, dtype: str) -> float:
+    """One copy of the weights (and batch-norm state) in `dtype`; 0 where it cannot be counted."""
+    counted = parameter_count(spec)
+    return counted[0] * DTYPE_BYTES[dtype] if counted else 0.0
+
+
 # ---- freeing what a check dropped ---------------------------------------------------------------
 #: A full collection walks every object of the process: 0.4-1.3 s once TensorFlow, JAX and PyTorch
 #: are loaded (measured in a test session on a 2-core machine), and a parity check used to pay it

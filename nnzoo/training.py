@@ -175,11 +175,6 @@ def largest(values: Iterable[float]) -> float:
     return float(np.max(np.fromiter(values, float), initial=0.0))
 
 
-def _weight_bytes(spec: Spec, dtype: str) -> float:
-    counted = guard.parameter_count(spec)
-    return counted[0] * guard.DTYPE_BYTES[dtype] if counted else 0.0
-
-
 def gradient_parity(name_or_spec: str | Spec | Mapping[str, Any], *, dtype: str = "float64",
                     batch: int = 2, seed: int = 0, loss: str | LossSpec | None = None,
                     **overrides: Any) -> GradientReport:
@@ -206,7 +201,7 @@ def gradient_parity(name_or_spec: str | Spec | Mapping[str, Any], *, dtype: str 
     name = name_or_spec if isinstance(name_or_spec, str) else spec.family
     report = GradientReport(name, spec, dtype, lossspec)
     opt = optimizer_spec()
-    with _scope(dtype), Shelf(_weight_bytes(spec, dtype)) as shelf:
+    with _scope(dtype), Shelf(guard.weight_bytes(spec, dtype)) as shelf:
         torch_model = backends.build_native(spec, "torch", seed=seed, dtype=dtype)
         keras_t = KerasTrainer(backends.build_native(spec, "keras", seed=seed + 1, dtype=dtype),
                                opt, lossspec, steps=1)

@@ -65,8 +65,8 @@ def meta_count(name: str) -> int:
 #: Above this many parameters a model's parity and gradient checks run under `slow` (in `make
 #: test`, in passes of their own on each Keras backend).
 HEAVY = 50_000_000
-#: Above this (ViT-L and ViT-H), a check's peak is the machine's: `make test` runs them alone
-#: (marker `alone`), after the two lanes.
+#: Above this (ViT-L and ViT-H: 304-632M parameters), a float64 check holds gigabytes (ViT-L's
+#: 8.3-9.2 GB): marker `alone`, a pass of its own in `make test`, where it meets only a light one.
 ALONE = 250_000_000
 
 
