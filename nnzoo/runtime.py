@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,11 +210,30 @@ def run(model: Any, x: np.ndarray, *, device: str = "cpu", compiled: bool = Fals
         if compiled and backends.keras_backend() == "jax":
             spec.check_input_dtype(str(x.dtype))  # what ZooModel.__call__ checks
             spec.check_input_shape(tuple(kx.shape), channels_last=True)
-            y = _jitted(model)([v.value for v in model.trainable_variables],
-                               [v.value for v in model.non_trainable_variables], kx)
+            y = _jitted(model)(*weights_of(model), kx)
         else:
             y = model(kx, training=False)
     return from_keras(to_numpy(y), spec.output_kind)
+
+
+def stateless_inference(model: Any) -> Callable[[Any, Any, Any], Any]:
+    """A Keras model's inference as a pure function `(weights, state, x) -> y` of its weights
+    (`model.stateless_call`), for JAX to trace: jit it, or take its output shape. It holds the
+    model weakly, so a cached transform of it does not keep the model alive."""
+    ref = weakref.ref(model)
+
+    def infer(values: Any, state: Any, x: Any) -> Any:
+        return ref().stateless_call(values, state, x, training=False)[0]
+
+    return infer
+
+
+def weights_of(model: Any) -> tuple[list[Any], list[Any]]:
+    """A Keras model's (trainable, non-trainable) variable values, `stateless_inference`'s first
+    two arguments. Read at each call, never kept: Keras's predict and fit functions donate the
+    variables' buffers to XLA and replace them, so values taken once can point at deleted ones."""
+    return ([v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables])
 
 
 #: Keras model -> its jitted inference call on JAX (`run(..., compiled=True)`)
@@ -222,19 +241,13 @@ _JITTED: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def _jitted(model: Any) -> Any:
-    """`(weights, state, x) -> y`, jitted once per model; it holds the model weakly, so the model
-    (and with it this function) can be freed. The weights are arguments, so loading new ones
-    reuses the compiled program."""
+    """`stateless_inference(model)`, jitted once per model and dropped with it. The weights are
+    arguments, so loading new ones reuses the compiled program."""
     fn = _JITTED.get(model)
     if fn is None:
         import jax
 
-        ref = weakref.ref(model)
-
-        def infer(values: Any, state: Any, x: Any) -> Any:
-            return ref().stateless_call(values, state, x, training=False)[0]
-
-        fn = _JITTED[model] = jax.jit(infer)
+        fn = _JITTED[model] = jax.jit(stateless_inference(model))
     return fn
 
 
@@ -253,12 +266,9 @@ def output_shape(model: Any, x: np.ndarray, *, device: str = "cpu") -> tuple[int
 
     spec = backends.spec_of(model)
     check_device(device)
-    values = [v.value for v in model.trainable_variables]
-    state = [v.value for v in model.non_trainable_variables]
     kx = to_keras(x, spec.input_kind)
     with keras_device(device):
-        y = jax.eval_shape(lambda v, s, a: model.stateless_call(v, s, a, training=False)[0],
-                           values, state, kx)
+        y = jax.eval_shape(stateless_inference(model), *weights_of(model), kx)
     return shape_from_keras(tuple(y.shape), spec.output_kind)
 
 

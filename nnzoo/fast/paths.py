@@ -230,21 +230,14 @@ def input_signature(model: Any) -> list[Any]:
 
 
 def _jax_jit(model: Any) -> Call:
-    """One XLA program for the whole call, the weights passed in as arguments.
-
-    The weights' values are read at each call rather than once: Keras's own predict and fit
-    functions donate the variables' buffers to XLA and replace them, which would leave values
-    taken once pointing at deleted buffers (and this way later weight changes are seen).
-    """
+    """One XLA program for the whole call, the weights passed in as arguments and read at each
+    call (`runtime.weights_of`), so later weight changes are seen."""
     import jax
 
-    def pure(trainable: Any, state: Any, *xs: Any) -> Any:
-        out, _ = model.stateless_call(trainable, state, _one(xs), training=False)
-        return out
+    from nnzoo.runtime import stateless_inference, weights_of
 
-    fn = jax.jit(pure)
-    trainable, state = model.trainable_variables, model.non_trainable_variables
-    return lambda *xs: fn([v.value for v in trainable], [v.value for v in state], *xs)
+    fn = jax.jit(stateless_inference(model))
+    return lambda *xs: fn(*weights_of(model), _one(xs))
 
 
 def _keras_torch_compiled(model: Any) -> Call:
