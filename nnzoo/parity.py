@@ -422,5 +422,3 @@ def _numeric_parity(spec: Spec, *, device: str, batch: int, seed: int, layers: b
         del torch_model, keras_model
     guard.release(spec, dtype=dtype)  # the pair, before the next check
     return results, rows
-
-
