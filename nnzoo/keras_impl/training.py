@@ -31,7 +31,7 @@ from keras import ops
 from nnzoo.errors import BackendError
 from nnzoo.keras_impl.layers import serializable
 from nnzoo.layout import to_keras
-from nnzoo.runtime import to_numpy
+from nnzoo.runtime import to_numpy, weights_of
 from nnzoo.specs.base import Spec
 from nnzoo.specs.training import LossSpec, OptimizerSpec
 
@@ -260,7 +260,7 @@ def _tf_train_step(ref: Any, loss_fn: Any, optimizer: Any) -> Any:
 
 def _jax_step(model: keras.Model, loss_fn: Any, x: Any, y: Any, optimizer: Any) -> tuple[Any, Any]:
     trainable, state = model.trainable_variables, model.non_trainable_variables
-    values, state_values = [v.value for v in trainable], [v.value for v in state]
+    values, state_values = weights_of(model)
     if optimizer is None:
         fn = _compiled(model, loss_fn, None, _jax_train_step)
         (loss, new_state), grads = fn(values, state_values, x, y)
