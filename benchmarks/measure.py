@@ -73,6 +73,21 @@ def timed(fn: Callable[[], Any], calls: int, sync: Callable[[Any], Any] = _ident
     return (time.perf_counter() - start) / calls
 
 
+def median_interval(samples: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A confidence interval for the median that assumes nothing about the noise's shape: the
+    order statistics j and n + 1 - j, with j the largest for which P(Binomial(n, 1/2) < j) stays
+    within (1 - confidence) / 2. Timing noise on a shared machine is one-sided and spiky, so an
+    interval from a normal approximation would mislead."""
+    s = sorted(samples)
+    n, tail = len(s), (1 - confidence) / 2
+    j, below = 0, 0.0  # below: P(Binomial(n, 1/2) <= j - 1)
+    while j < n and below + math.comb(n, j) / 2**n <= tail:
+        below += math.comb(n, j) / 2**n
+        j += 1
+    j = max(j, 1)  # too few samples for the confidence asked: the whole range
+    return s[j - 1], s[n - j]
+
+
 def summarize(samples: list[float], calls: int, first: float) -> Timing:
     return Timing(statistics.median(samples), min(samples), max(samples), len(samples), calls,
                   first)

@@ -25,6 +25,7 @@ from benchmarks.targets import (
     rows,
     targets,
 )
+from benchmarks.worker import PAIRED_BUDGET_S, PAIRED_MAX, PAIRED_REPEATS
 
 MATMUL_OP = {"torch": "torch.mm", KERAS_TF: "tf.linalg.matmul", "keras/jax": "jax.numpy.matmul"}
 
@@ -101,9 +102,11 @@ def markdown(results: dict[str, Any]) -> str:
               "(multiply-add = 2) and as a share of the larger matmul rate; first: the first "
               "call (tracing, compiling), at the largest batch. optimize: `nnzoo.optimize(model, "
               "x)` tuned on that input (→ the path it chose; its tuning time is in the JSON), "
-              "timed in 11 rounds alternating with a second timing of the fastest path; the "
-              "Targets table compares the two by the median of the per-round ratios: under a "
-              "changing load its absolute time can differ from the rows above.",
+              f"timed in {PAIRED_REPEATS} rounds or more alternating with a second timing of "
+              f"the fastest path (up to {PAIRED_MAX} rounds or {PAIRED_BUDGET_S:.0f} s while the "
+              "median's 95% interval still holds the threshold); the Targets table compares "
+              "the two by the median of the per-round ratios: under a changing load its "
+              "absolute time can differ from the rows above.",
               ""]
     head = ["model", "impl", "backend", "path"]
     for b in meta["batches"]:

@@ -222,9 +222,10 @@ def optimize_verdicts(model: str, mine: list[Row], batches: list[int]) -> list[V
 
     The ratio is the median of the per-round ratios to the second timing of that path
     interleaved with optimize's (`versus`, see `benchmarks.worker`) when there is one
-    ("paired", with the ratios' range; results written before the pairing: the ratio of the two
-    medians, "interleaved"), else the ratio of medians against its own measurement ("apart");
-    the times shown are the two medians.
+    ("paired", with the ratios' range, the number of rounds and the median's 95% interval;
+    results written before the pairing: the ratio of the two medians, "interleaved"), else the
+    ratio of medians against its own measurement ("apart"); the times shown are the two
+    medians. "(overlap)": the interval (or the range) holds 1, equal within this run's noise.
     """
     out = []
     for backend in dict.fromkeys(r.backend for r in mine):
@@ -237,8 +238,11 @@ def optimize_verdicts(model: str, mine: list[Row], batches: list[int]) -> list[V
             versus = o.extra.get("versus")
             if versus and versus["path"] == best.path and "paired" in versus:
                 theirs, ratio = versus["median_s"], versus["paired"]
-                overlap = versus["paired_min"] <= 1.0 <= versus["paired_max"]
+                low, high = versus.get("paired_ci") or (versus["paired_min"], versus["paired_max"])
+                overlap = low <= 1.0 <= high
                 how = f"paired {versus['paired_min']:.2f}-{versus['paired_max']:.2f}x"
+                if "paired_ci" in versus:  # results written before the interval: the range only
+                    how += f" over {versus['rounds']} rounds, median's 95% {low:.2f}-{high:.2f}x"
             elif versus and versus["path"] == best.path:  # results from before the pairing
                 theirs, how = versus["median_s"], "interleaved"
                 overlap = o.min_s <= versus["max_s"] and versus["min_s"] <= o.max_s
