@@ -73,7 +73,12 @@ def _packs_sequences(spec: nnzoo.Spec) -> bool:
 
 @pytest.mark.parametrize("name", FAMILY_MODELS)
 def test_torch_export(name: str) -> None:
-    """Every family exports; a recurrent model exports without packing (README: the exception)."""
+    """Every family exports; a recurrent model exports without packing (README: the exception).
+
+    torch.export warns about any `nn.GRU`/`nn.LSTM`: their `forward` re-assigns `_flat_weights`,
+    which export puts back afterwards (PyTorch turned that error into this warning for RNNs,
+    pytorch/pytorch#163809). `nnzoo.export` keeps it from a user's script; called directly, it is
+    expected here, and the model it was said about must still run as before (checked below)."""
     import torch
 
     spec = nnzoo.get_spec(name)
@@ -81,7 +86,11 @@ def test_torch_export(name: str) -> None:
         spec = spec.replace(padding_idx=None)
     model = nnzoo.build(spec, "torch", seed=0).eval()
     x = torch.from_numpy(spec.example_input())
-    exported = torch.export.export(model, (x,))
+    if spec.family == "recurrent":
+        with pytest.warns(UserWarning, match=r"_flat_weights.* were assigned during export"):
+            exported = torch.export.export(model, (x,))
+    else:
+        exported = torch.export.export(model, (x,))
     with torch.no_grad():
         np.testing.assert_allclose(exported.module()(x).numpy(), model(x).numpy(),
                                    rtol=1e-6, atol=1e-6)
