@@ -234,6 +234,15 @@ def seeded(backend: str, seed: int | None) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def placeholders(backend: str) -> Iterator[list[Any]]:
+    """Zeros for every initial value a build inside the block would draw, for a build whose
+    weights are all loaded next; yields what was zeroed (see each backend's `rng.py`)."""
+    require(backend)
+    with impl(backend, "rng").placeholders() as zeroed:
+        yield zeroed
+
+
 @_serialized
 def build_native(spec: Spec, backend: str, seed: int | None = None, dtype: str = "float32") -> Any:
     """Build `spec` as a native model of `backend`, its weights in `dtype`.

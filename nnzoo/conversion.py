@@ -22,6 +22,7 @@ from nnzoo import backends, safetensors_io
 from nnzoo.errors import WeightTransferError
 from nnzoo.links import keras_links
 from nnzoo.runtime import to_numpy
+from nnzoo.specs.base import Spec
 
 
 # ---- canonical state dicts ----------------------------------------------------------------------
@@ -127,11 +128,43 @@ def transfer_weights(src: Any, dst: Any) -> None:
 
 
 def convert(model: Any, to: str, *, seed: int | None = None) -> Any:
-    """Build `model`'s twin in backend `to` from its spec and copy the weights across."""
+    """Build `model`'s twin in backend `to` from its spec and copy the weights across.
+
+    The twin draws no initial values of its own (zeros, each then checked to be loaded): they
+    would be overwritten, and on Keras's JAX backend each weight shape's draw is an XLA
+    compilation. `seed` draws them anyway, under that seed (and seeds the dropout streams).
+    """
     spec = backends.spec_of(model)
+    if seed is None:
+        return build_loaded(spec, to, dict(state_items(model)))
     twin = backends.build_native(spec, to, seed=seed)
     transfer_weights(model, twin)
     return twin
+
+
+def build_loaded(spec: Spec, backend: str, weights: Mapping[str, np.ndarray], *,
+                 dtype: str = "float32") -> Any:
+    """A `backend` build of `spec` holding `weights` (canonical keys), that drew no initial
+    values of its own: it is built with zeros, and each zero is checked to be replaced."""
+    with backends.placeholders(backend) as zeroed:
+        model = backends.build_native(spec, backend, dtype=dtype)
+    load_state_dict(model, weights)
+    _all_loaded(model, zeroed)
+    return model
+
+
+def _all_loaded(model: Any, zeroed: list[Any]) -> None:
+    """Every placeholder the build zeroed was a weight the transfer loaded: none stays zero."""
+    if backends.backend_of(model) == "torch":
+        loaded = {t.untyped_storage().data_ptr() for t in model.state_dict().values()}
+        left = [f"a {tuple(t.shape)} tensor" for t in zeroed
+                if t.untyped_storage().data_ptr() not in loaded]
+    else:
+        loaded = {id(v) for link in keras_links(model) for v in link.variables}
+        left = [v.path for v in zeroed if id(v) not in loaded]
+    if left:
+        raise WeightTransferError("the new build kept placeholder values that no weight of the "
+                                  "source replaced (a bug in nnzoo's links):", left)
 
 
 # ---- checkpoint files ---------------------------------------------------------------------------

@@ -211,8 +211,11 @@ def _noise_fn(model: Any, backend: str, spec: Spec) -> Any:
     with backends.float64_scope():
         twin = _TWINS.get(model)  # a Keras build is slow: one float64 twin per model, reloaded
         if twin is None:
-            twin = _TWINS[model] = backends.build_native(spec, "keras", dtype="float64")
-        conversion.load_state_dict(twin, conversion.state_dict(model))
+            twin = _TWINS[model] = conversion.build_loaded(spec, "keras",
+                                                           conversion.state_dict(model),
+                                                           dtype="float64")
+        else:
+            conversion.load_state_dict(twin, conversion.state_dict(model))
 
     def noise(x: np.ndarray, y: np.ndarray) -> float:
         with backends.float64_scope():

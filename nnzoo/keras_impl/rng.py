@@ -47,6 +47,34 @@ def seeded(seed: int) -> Iterator[None]:
     """Variables created inside the block get their first values from a numpy stream seeded
     with `seed`, in creation order (see the module docstring); no global generator decides them."""
     rng = np.random.default_rng(seed)
+    with _deferred(lambda variable: _first_value(variable, rng)):
+        yield
+
+
+@contextlib.contextmanager
+def placeholders() -> Iterator[list[Any]]:
+    """Variables created inside the block start as zeros, drawn from no distribution, for a
+    build whose every weight is loaded at once (`nnzoo.convert`); yields the list of them, for
+    the caller to check that each was loaded. A dropout stream's seed is Keras's own, as in an
+    unseeded build. Why: on JAX each new weight shape's draw is an XLA compilation (0.6 s: 37 of
+    the 40 s that converting the eleven families' smallest models to Keras took, first time in
+    a process), to make values that the loading overwrites."""
+    zeroed: list[Any] = []
+
+    def zeros(variable: Any) -> Any:
+        if variable.name == "seed_generator_state":
+            return None
+        zeroed.append(variable)
+        return _in_dtype(np.zeros(tuple(variable.shape)), variable.dtype)
+
+    with _deferred(zeros):
+        yield zeroed
+
+
+@contextlib.contextmanager
+def _deferred(first_value: Any) -> Iterator[None]:
+    """Variables created inside the block get `first_value(variable)` as their first value,
+    in creation order (None: their own initialiser's), not a draw made when each is created."""
     before = list(_pending())
     try:
         with keras.StatelessScope(initialize_variables=False):
@@ -64,7 +92,9 @@ def seeded(seed: int) -> Iterator[None]:
         _forget(before)
     for variable in created:
         if not isinstance(variable._initializer, _Fixed):  # else drawn by a nested seeded build
-            variable._initializer = _Fixed(_first_value(variable, rng))
+            value = first_value(variable)
+            if value is not None:
+                variable._initializer = _Fixed(value)
         if now:
             variable._deferred_initialize()
 
@@ -97,14 +127,18 @@ def _first_value(variable: Any, rng: np.random.Generator) -> Any:
     if value is None and variable.name == "seed_generator_state":
         value = np.array([rng.integers(1, 10**9), 0])  # a dropout layer's stream
     if value is not None:
-        try:  # C order: a transposed view keeps its strides on Keras's torch backend, and a
-            # strided kernel rounds differently from the same weights loaded from a file
-            return np.ascontiguousarray(value, dtype=np.dtype(dtype))
-        except TypeError:  # a dtype numpy does not name (bfloat16): the backend casts
-            return keras.ops.cast(np.asarray(value, np.float32), dtype)
+        return _in_dtype(value, dtype)
     if isinstance(init, RandomInitializer):
         init = type(init).from_config({**init.get_config(), "seed": int(rng.integers(2**31))})
     return init(shape, dtype=dtype)
+
+
+def _in_dtype(value: np.ndarray, dtype: Any) -> Any:
+    try:  # C order: a transposed view keeps its strides on Keras's torch backend, and a
+        # strided kernel rounds differently from the same weights loaded from a file
+        return np.ascontiguousarray(value, dtype=np.dtype(dtype))
+    except TypeError:  # a dtype numpy does not name (bfloat16): the backend casts
+        return keras.ops.cast(np.asarray(value, np.float32), dtype)
 
 
 def _draw(init: Any, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray | None:

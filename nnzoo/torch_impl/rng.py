@@ -57,3 +57,37 @@ def seeded(seed: int) -> Iterator[None]:
     seeded with `seed`; the global generator is neither read nor moved."""
     with PrivateGenerator(torch.Generator().manual_seed(seed)):
         yield
+
+
+#: The draws that fill a tensor in place: under `placeholders` they fill it with zeros instead.
+IN_PLACE: frozenset[Any] = frozenset(f for f in DRAWS if f.__name__.endswith("_"))
+
+
+class _Zeros(TorchFunctionMode):
+    """Fills with zeros what this thread's in-place draws would have filled; records each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.zeroed: list[torch.Tensor] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func in IN_PLACE:  # nn.init's functions pass their tensor by keyword
+            target = args[0] if args else kwargs["tensor"]
+            with torch.no_grad():
+                target.zero_()
+            self.zeroed.append(target)
+            return target
+        return func(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def placeholders() -> Iterator[list[torch.Tensor]]:
+    """Inside the block, this thread's weight initialisation writes zeros, drawn from no
+    distribution, for a build whose every weight is loaded at once (`nnzoo.convert`); yields
+    the tensors so filled, for the caller to check that each was loaded. The Keras twin is where
+    this pays (no XLA compilation per weight shape on JAX); here it skips the draws."""
+    mode = _Zeros()
+    with mode:
+        yield mode.zeroed
