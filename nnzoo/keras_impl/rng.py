@@ -19,6 +19,9 @@ The distributions are Keras's defaults (Glorot-uniform kernels, zero biases, ort
 recurrent kernels), as in an unseeded build; only the stream differs. `nnzoo/torch_impl/rng.py`
 is the PyTorch twin (a private `torch.Generator`).
 
+`placeholders` defers the same way but draws nothing: zeros, for a build whose every weight is
+loaded next (`nnzoo.convert`), which then checks that each zero was replaced.
+
 Keras has no public hook for this: the deferred variables' `_initializer` and
 `_deferred_initialize` are Keras 3's own private names (`tests/test_rng.py` fails if they move).
 """

@@ -10,6 +10,9 @@ build's, and the "same seed" gives other weights. So a seeded build runs under a
 generator, untouched; and a fresh CPU generator seeded with `seed` is the same stream as the
 global one seeded with it, so the weights are those `torch.manual_seed(seed)` gave before.
 `nnzoo/keras_impl/rng.py` is the Keras side (a private numpy stream).
+
+`placeholders` routes the same draws nowhere: each in-place draw writes zeros, for a build whose
+every weight is loaded next (`nnzoo.convert`), which then checks that each zero was replaced.
 """
 
 from __future__ import annotations
