@@ -241,7 +241,7 @@ def optimize_verdicts(model: str, mine: list[Row], batches: list[int]) -> list[V
                 low, high = versus.get("paired_ci") or (versus["paired_min"], versus["paired_max"])
                 overlap = low <= 1.0 <= high
                 how = f"paired {versus['paired_min']:.2f}-{versus['paired_max']:.2f}x"
-                if "paired_ci" in versus:  # results written before the interval: the range only
+                if "paired_ci" in versus:  # results written since the interval was added
                     how += f" over {versus['rounds']} rounds, median's 95% {low:.2f}-{high:.2f}x"
             elif versus and versus["path"] == best.path:  # results from before the pairing
                 theirs, how = versus["median_s"], "interleaved"
