@@ -225,12 +225,12 @@ impl = _serialized(impl)  # importing a family's module imports its framework
 
 @contextlib.contextmanager
 def seeded(backend: str, seed: int | None) -> Iterator[None]:
-    """Make weight initialisation reproducible under `seed` (no-op for None): PyTorch's from a
-    private generator, Keras's from a private numpy stream (see each backend's `rng.py`)."""
-    if seed is None:
-        yield
-        return
-    with impl(backend, "rng").seeded(seed):
+    """Make weight initialisation reproducible under `seed`: PyTorch's from a private generator,
+    Keras's from a private numpy stream (see each backend's `rng.py`). Under None, each
+    framework's global seed decides, as in its own builds (`torch.manual_seed`,
+    `keras.utils.set_random_seed`)."""
+    rng = impl(backend, "rng")
+    with rng.unseeded() if seed is None else rng.seeded(seed):
         yield
 
 

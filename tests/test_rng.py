@@ -137,6 +137,32 @@ def test_a_thread_drawing_all_along_does_not_move_seeded_keras_weights() -> None
     assert busy == alone
 
 
+@pytest.mark.keras
+def test_unseeded_keras_builds_and_loads_follow_set_random_seed(tmp_path, monkeypatch) -> None:
+    """An unseeded Keras build, and the load of a `.keras` file, draw like a seeded build from a
+    seed that Python's `random` gives: `keras.utils.set_random_seed` makes them repeat (as it does
+    Keras's own builds), and Keras's own draws are never made (on JAX each would compile)."""
+    import keras
+    from keras.src.backend import random as keras_random
+
+    draws = []
+    for name in ("uniform", "normal", "truncated_normal"):
+        real = getattr(keras_random, name)
+        monkeypatch.setattr(keras_random, name,
+                            lambda *a, real=real, **k: draws.append(a) or real(*a, **k))
+    spec = next(s for s in tiny_per_family() if s.family == "resnet")
+    digests = []
+    for seed in (3, 3, 4):
+        keras.utils.set_random_seed(seed)
+        digests.append(weights_digest(nnzoo.build(spec, "keras")))
+    assert digests[0] == digests[1] != digests[2]
+    model = nnzoo.build(spec, "keras", seed=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert weights_digest(loaded) == weights_digest(model)
+    assert draws == []
+
+
 def test_numpy_draws_follow_kerass_own_initialisers() -> None:
     """Each initialiser nnzoo draws itself, against Keras's own draw of the same shape: the same
     mean and spread (2% on 65,536 values), the same bounds, and orthogonal rows stay orthogonal."""

@@ -52,7 +52,12 @@ class ZooModel(keras.Model):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ZooModel:
-        return cls(**config)
+        """Built as an unseeded build is (`rng.unseeded`): loading a `.keras` file overwrites
+        these values, and on JAX Keras's own draws would compile one program per weight shape."""
+        from nnzoo.keras_impl import rng
+
+        with rng.unseeded():
+            return cls(**config)
 
 
 @serializable

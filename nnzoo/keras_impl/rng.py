@@ -19,6 +19,11 @@ The distributions are Keras's defaults (Glorot-uniform kernels, zero biases, ort
 recurrent kernels), as in an unseeded build; only the stream differs. `nnzoo/torch_impl/rng.py`
 is the PyTorch twin (a private `torch.Generator`).
 
+An unseeded build (`unseeded`, and every `.keras` file's load) is a seeded one whose seed comes
+from Python's global `random`, the generator Keras's own initialisers take their seeds from: so
+`keras.utils.set_random_seed` makes it repeat, as it does a Keras build, and on JAX it compiles
+nothing either.
+
 `placeholders` defers the same way but draws nothing: zeros, for a build whose every weight is
 loaded next (`nnzoo.convert`), which then checks that each zero was replaced.
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,6 +57,20 @@ def seeded(seed: int) -> Iterator[None]:
     with `seed`, in creation order (see the module docstring); no global generator decides them."""
     rng = np.random.default_rng(seed)
     with _deferred(lambda variable: _first_value(variable, rng)):
+        yield
+
+
+@contextlib.contextmanager
+def unseeded() -> Iterator[None]:
+    """`seeded` under a seed drawn from Python's global `random` (which Keras's initialisers draw
+    their seeds from, and `keras.utils.set_random_seed` seeds). Why not Keras's own draws: on JAX
+    each new weight shape's draw is an XLA compilation (loading U-Net's smallest `.keras` file
+    took 25 s, nearly all of it compiling draws whose values the loading then overwrote). Inside
+    a StatelessScope already open (a seeded build's, or the caller's), that scope decides."""
+    if in_stateless_scope():
+        yield
+        return
+    with seeded(random.getrandbits(64)):
         yield
 
 

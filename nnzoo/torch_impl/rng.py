@@ -62,6 +62,13 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def unseeded() -> Iterator[None]:
+    """An unseeded build draws from PyTorch's global generator (`torch.manual_seed` seeds it), as
+    every PyTorch module's own initialisation does: nothing to route."""
+    yield
+
+
 #: The draws that fill a tensor in place: under `placeholders` they fill it with zeros instead.
 IN_PLACE: frozenset[Any] = frozenset(f for f in DRAWS if f.__name__.endswith("_"))
 
