@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import types
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +14,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
+#: This session's config (for its cache: `meta_count`).
+_CONFIG: list[pytest.Config] = []
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _CONFIG.append(config)
     # Two threads each, as CI's 2-core machine has; keeps timings honest and avoids oversubscription.
     # `make test` runs two pytest processes side by side and gives each one (NNZOO_TEST_THREADS).
     try:
@@ -51,15 +58,44 @@ def tv_models() -> types.ModuleType:
 
 @functools.cache
 def meta_count(name: str) -> int:
-    """A model's total parameter count, from a free build on PyTorch's meta device."""
+    """A model's total parameter count, from a free build on PyTorch's meta device. Kept in
+    pytest's cache under a digest of nnzoo's sources: every registered model's is needed to
+    collect the tests (48 meta builds, 3-6 s), in each of `make test`'s eleven pytest processes."""
     import torch
 
     import nnzoo
     from nnzoo import backends
     from nnzoo.runtime import count_params
 
-    with torch.device("meta"):
-        return count_params(backends.build_native(nnzoo.get_spec(name), "torch")).total
+    known = _stored_counts()
+    if name not in known:
+        with torch.device("meta"):
+            known[name] = count_params(backends.build_native(nnzoo.get_spec(name), "torch")).total
+        if _CONFIG and getattr(_CONFIG[0], "cache", None) is not None:
+            _CONFIG[0].cache.set(_counts_key(), known)
+    return known[name]
+
+
+@functools.cache
+def _counts_key() -> str:
+    """The counts' cache key: nnzoo's every source file, and PyTorch's version."""
+    import torch
+
+    import nnzoo
+
+    root = Path(nnzoo.__file__).parent
+    digest = hashlib.sha256(torch.__version__.encode())
+    for path in sorted(root.rglob("*.py")):
+        digest.update(f"{path.relative_to(root)}\0".encode() + path.read_bytes())
+    return f"nnzoo/meta_counts/{digest.hexdigest()[:20]}"
+
+
+@functools.cache
+def _stored_counts() -> dict[str, int]:
+    """The counts a previous process stored under this key (a dict this process adds to)."""
+    cache = getattr(_CONFIG[0], "cache", None) if _CONFIG else None
+    stored = cache.get(_counts_key(), {}) if cache is not None else {}
+    return dict(stored) if isinstance(stored, dict) else {}
 
 
 #: Above this many parameters a model's parity and gradient checks run under `slow` (in `make
