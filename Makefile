@@ -44,10 +44,11 @@ demo: $(STAMP)
 #           then JAX's largest gradient checks but ConvNeXt-B's (JAX_LARGE: 6.5), beside
 #           SUBPROCESS_FILES;
 #   lane 2: JAX's pass (8.8); on TensorFlow, the `alone` checks (ViT-L and ViT-H: 9.2), beside
-#           TensorFlow's pass; PyTorch's heavy variants (5.6); PyTorch's pass (3.3); ViT-L/16's
-#           gradient check on PyTorch (5.6), beside TensorFlow's heavy variants; on TensorFlow,
-#           the tests that run their work in processes of their own (SUBPROCESS_FILES:
-#           data-parallel Keras against PyTorch DDP; `.keras` files crossing the three backends).
+#           TensorFlow's pass; PyTorch's pass with its heavy variants and ViT-L/16's gradient
+#           check (5.6; one process: `-k` matches markers too), beside TensorFlow's heavy
+#           variants; on TensorFlow, the tests that run their work in processes of their own
+#           (SUBPROCESS_FILES: data-parallel Keras against PyTorch DDP; `.keras` files crossing
+#           the three backends).
 # Last, alone (the frameworks' own thread counts), ConvNeXt-B's gradient check on JAX (11.7 GB:
 # XLA's CPU compiler computes depthwise kernel gradients as dense convolutions, the lowering
 # that keeps EfficientNet B2-B7 to counts and shapes on JAX, `conftest.JAX_DENSE_DEPTHWISE`).
@@ -103,12 +104,8 @@ test-lane-2: $(STAMP)
 	@echo "== Keras on TensorFlow: the heavy variants marked alone (ViT-L, ViT-H) =="
 	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(BIN)/python -m pytest -m alone \
 		-k "not test_gradient_parity or ($(ALONE_TF))"
-	@echo "== Keras on PyTorch: the heavy variants (slow) =="
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "$(HEAVY)"
-	@echo "== Keras on PyTorch: the tests marked keras =="
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "keras and not slow"
-	@echo "== Keras on PyTorch: ViT-L/16's gradient check =="
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -m alone -k "$(ALONE_EVERY_BACKEND)"
+	@echo "== Keras on PyTorch: the tests marked keras, the heavy variants and ViT-L/16's gradients =="
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -m keras -k "not alone or ($(ALONE_EVERY_BACKEND))"
 	@echo "== Keras on TensorFlow: $(SUBPROCESS_FILES) =="
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "not slow" $(SUBPROCESS_FILES)
 

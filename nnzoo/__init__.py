@@ -69,7 +69,9 @@ def build(
     """Build a registered model, a spec or a spec dict as a native model of `backend`.
 
     Returns a `torch.nn.Module` for "torch" and a `keras.Model` for "keras"; either carries the
-    spec it was built from as `.spec`. With `seed`, the initial weights are reproducible.
+    spec it was built from as `.spec`. With `seed`, the initial weights are reproducible;
+    without, the framework's own global seed decides them (`torch.manual_seed`,
+    `keras.utils.set_random_seed`).
     `weights` loads a PyTorch state-dict file (.pt/.pth/.bin; torchvision's format for ResNet
     and ViT) or a Keras `.weights.h5` file, into either backend.
     The spec, the overrides, the backend and the weights path are all validated before any

@@ -51,6 +51,18 @@ def test_the_private_stream_is_the_one_manual_seed_gave() -> None:
     assert all(np.array_equal(want[k], got[k]) for k in want)
 
 
+def test_unseeded_torch_builds_follow_manual_seed() -> None:
+    """Without a seed, PyTorch's global generator decides, as for any PyTorch module."""
+    import torch
+
+    spec = tiny_per_family()[0]
+    digests = []
+    for seed in (3, 3, 4):
+        torch.manual_seed(seed)
+        digests.append(weights_digest(nnzoo.build(spec, "torch")))
+    assert digests[0] == digests[1] != digests[2]
+
+
 def test_a_thread_drawing_all_along_does_not_move_seeded_weights() -> None:
     import torch
 
