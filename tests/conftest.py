@@ -60,7 +60,7 @@ def tv_models() -> types.ModuleType:
 def meta_count(name: str) -> int:
     """A model's total parameter count, from a free build on PyTorch's meta device. Kept in
     pytest's cache under a digest of nnzoo's sources: every registered model's is needed to
-    collect the tests (48 meta builds, 3-6 s), in each of `make test`'s eleven pytest processes."""
+    collect the tests (48 meta builds, 3-6 s), in each of `make test`'s pytest processes."""
     import torch
 
     import nnzoo

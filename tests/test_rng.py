@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,7 +151,8 @@ def test_a_thread_drawing_all_along_does_not_move_seeded_keras_weights() -> None
 
 
 @pytest.mark.keras
-def test_unseeded_keras_builds_and_loads_follow_set_random_seed(tmp_path, monkeypatch) -> None:
+def test_unseeded_keras_builds_and_loads_follow_set_random_seed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An unseeded Keras build, and the load of a `.keras` file, draw like a seeded build from a
     seed that Python's `random` gives: `keras.utils.set_random_seed` makes them repeat (as it does
     Keras's own builds), and Keras's own draws are never made (on JAX each would compile)."""
