@@ -56,46 +56,37 @@ def tv_models() -> types.ModuleType:
         pytest.skip("torchvision (the reference) is not installed")
 
 
-@functools.cache
 def meta_count(name: str) -> int:
-    """A model's total parameter count, from a free build on PyTorch's meta device. Kept in
-    pytest's cache under a digest of nnzoo's sources: every registered model's is needed to
-    collect the tests (48 meta builds, 3-6 s), in each of `make test`'s pytest processes."""
+    """A model's total parameter count, from a free build on PyTorch's meta device."""
+    return _meta_counts()[name]
+
+
+@functools.cache
+def _meta_counts() -> dict[str, int]:
+    """Every registered model's count, which collecting the tests needs (48 meta builds, 3-6 s):
+    kept in pytest's cache under a digest of nnzoo's sources and PyTorch's version, so only the
+    first of `make test`'s pytest processes builds them."""
     import torch
 
     import nnzoo
     from nnzoo import backends
     from nnzoo.runtime import count_params
 
-    known = _stored_counts()
-    if name not in known:
-        with torch.device("meta"):
-            known[name] = count_params(backends.build_native(nnzoo.get_spec(name), "torch")).total
-        if _CONFIG and getattr(_CONFIG[0], "cache", None) is not None:
-            _CONFIG[0].cache.set(_counts_key(), known)
-    return known[name]
-
-
-@functools.cache
-def _counts_key() -> str:
-    """The counts' cache key: nnzoo's every source file, and PyTorch's version."""
-    import torch
-
-    import nnzoo
-
     root = Path(nnzoo.__file__).parent
     digest = hashlib.sha256(torch.__version__.encode())
     for path in sorted(root.rglob("*.py")):
         digest.update(f"{path.relative_to(root)}\0".encode() + path.read_bytes())
-    return f"nnzoo/meta_counts/{digest.hexdigest()[:20]}"
-
-
-@functools.cache
-def _stored_counts() -> dict[str, int]:
-    """The counts a previous process stored under this key (a dict this process adds to)."""
+    key = f"nnzoo/meta_counts/{digest.hexdigest()[:20]}"
     cache = getattr(_CONFIG[0], "cache", None) if _CONFIG else None
-    stored = cache.get(_counts_key(), {}) if cache is not None else {}
-    return dict(stored) if isinstance(stored, dict) else {}
+    stored = cache.get(key, None) if cache is not None else None
+    if isinstance(stored, dict) and set(stored) == set(nnzoo.list_models()):
+        return stored
+    with torch.device("meta"):
+        counts = {name: count_params(backends.build_native(nnzoo.get_spec(name), "torch")).total
+                  for name in nnzoo.list_models()}
+    if cache is not None:
+        cache.set(key, counts)
+    return counts
 
 
 #: Above this many parameters a model's parity and gradient checks run under `slow` (in `make

@@ -73,3 +73,16 @@ def assert_loads_strictly(ref: object, spec: Spec, batch: int = 2) -> None:
     keras_model = nnzoo.build(spec, "keras")
     transfer_weights(ours, keras_model)
     np.testing.assert_allclose(run(keras_model, x), want, rtol=0, atol=bound)
+
+
+def keras_draws(monkeypatch: object) -> list[tuple]:
+    """Records every random draw Keras's backend makes from here on (its initialisers'
+    uniform, normal and truncated normal): the list a test expects to stay empty."""
+    from keras.src.backend import random as keras_random
+
+    draws: list[tuple] = []
+    for name in ("uniform", "normal", "truncated_normal"):
+        real = getattr(keras_random, name)
+        monkeypatch.setattr(keras_random, name,  # type: ignore[attr-defined]
+                            lambda *a, real=real, **k: draws.append(a) or real(*a, **k))
+    return draws

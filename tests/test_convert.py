@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import keras_draws
 
 import nnzoo
 from nnzoo.conversion import load_state_dict, save_weights, state_dict
@@ -40,16 +41,11 @@ def test_a_converted_twin_draws_no_initial_values(monkeypatch: pytest.MonkeyPatc
     backend each weight shape's draw was an XLA compilation: 37 s for the eleven families), and
     none of the zeros it builds with survive: every family, both ways, equal bit for bit."""
     import torch
-    from keras.src.backend import random as keras_random
 
     from conftest import tiny_per_family
     from nnzoo.conversion import _all_loaded
 
-    draws = []
-    for name in ("uniform", "normal", "truncated_normal"):
-        real = getattr(keras_random, name)
-        monkeypatch.setattr(keras_random, name,
-                            lambda *a, real=real, **k: draws.append(a) or real(*a, **k))
+    draws = keras_draws(monkeypatch)
     for spec in tiny_per_family():
         for source, target in (("torch", "keras"), ("keras", "torch")):
             model = nnzoo.build(spec, source, seed=2)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import weights_digest
+from helpers import keras_draws, weights_digest
 
 import nnzoo
 from conftest import tiny_per_family
@@ -157,13 +157,8 @@ def test_unseeded_keras_builds_and_loads_follow_set_random_seed(
     seed that Python's `random` gives: `keras.utils.set_random_seed` makes them repeat (as it does
     Keras's own builds), and Keras's own draws are never made (on JAX each would compile)."""
     import keras
-    from keras.src.backend import random as keras_random
 
-    draws = []
-    for name in ("uniform", "normal", "truncated_normal"):
-        real = getattr(keras_random, name)
-        monkeypatch.setattr(keras_random, name,
-                            lambda *a, real=real, **k: draws.append(a) or real(*a, **k))
+    draws = keras_draws(monkeypatch)
     spec = next(s for s in tiny_per_family() if s.family == "resnet")
     digests = []
     for seed in (3, 3, 4):
