@@ -112,9 +112,12 @@ def heavy(name: str) -> bool:
 #: compiler lowers a depthwise convolution, and in any dtype its kernel gradient (a batch-grouped
 #: convolution), as a dense C x C convolution: scratch of 2 C^2 k^2 x 8 bytes per layer
 #: (measured, jax 0.10: 1.68 GB for one 5x5 layer of 2048 channels; PyTorch and TensorFlow keep
-#: it per channel). Their gradient checks peaked at 8.4 GB (B3) and 20.4 GB (B5); B6 and B7 asked
-#: XLA for 26 and 41 GB; B4-B7's float64 outputs alone took 28-80 s each. B0 and B1 check the
-#: same layers on JAX, and `make demo` every model's outputs.
+#: it per channel). The kernel gradient's expansion is XLA's `convolution_group_converter` pass,
+#: which tensorflow/tensorflow#31597 describes (batch-grouped convolutions become ungrouped ones
+#: on CPUs and GPUs; that change gave GPUs a grouped path). Their gradient checks peaked at 8.4
+#: GB (B3) and 20.4 GB (B5); B6 and B7 asked XLA for 26 and 41 GB; B4-B7's float64 outputs alone
+#: took 28-80 s each. B0 and B1 check the same layers on JAX, and `make demo` every model's
+#: outputs.
 JAX_DENSE_DEPTHWISE = frozenset(f"efficientnet_b{i}" for i in range(2, 8))
 
 
