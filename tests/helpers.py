@@ -6,6 +6,7 @@ import functools
 import hashlib
 
 import numpy as np
+import pytest
 
 import nnzoo
 from nnzoo.specs.base import Spec
@@ -75,7 +76,7 @@ def assert_loads_strictly(ref: object, spec: Spec, batch: int = 2) -> None:
     np.testing.assert_allclose(run(keras_model, x), want, rtol=0, atol=bound)
 
 
-def keras_draws(monkeypatch: object) -> list[tuple]:
+def keras_draws(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     """Records every random draw Keras's backend makes from here on (its initialisers'
     uniform, normal and truncated normal): the list a test expects to stay empty."""
     from keras.src.backend import random as keras_random
@@ -83,6 +84,6 @@ def keras_draws(monkeypatch: object) -> list[tuple]:
     draws: list[tuple] = []
     for name in ("uniform", "normal", "truncated_normal"):
         real = getattr(keras_random, name)
-        monkeypatch.setattr(keras_random, name,  # type: ignore[attr-defined]
+        monkeypatch.setattr(keras_random, name,
                             lambda *a, real=real, **k: draws.append(a) or real(*a, **k))
     return draws

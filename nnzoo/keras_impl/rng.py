@@ -16,8 +16,8 @@ seed for each dropout stream (`seed_generator_state`), or -- for an initialiser 
   float64 alike up to rounding;
 - compiles nothing on JAX.
 The distributions are Keras's defaults (Glorot-uniform kernels, zero biases, orthogonal
-recurrent kernels), as its own initialisers draw them; only the stream differs. `nnzoo/torch_impl/rng.py`
-is the PyTorch twin (a private `torch.Generator`).
+recurrent kernels), as its own initialisers draw them; only the stream differs.
+`nnzoo/torch_impl/rng.py` is the PyTorch twin (a private `torch.Generator`).
 
 An unseeded build (`unseeded`, and every `.keras` file's load) is a seeded one whose seed comes
 from Python's global `random`, the generator Keras's own initialisers take their seeds from: so
