@@ -47,8 +47,9 @@ def _registry() -> list:
     `alone`, which `make test` runs in passes of their own, as in test_parity. A check holds
     about two float64 copies of one build's weights at a time (`gradient_parity`): measured
     5.5 GB for ViT-L/16 and 11.7 GB for ViT-H/14 on TensorFlow. Of the `alone` ones `make test`
-    runs ViT-L/16's and ViT-L/32's on every backend (the Makefile's ALONE_EVERY_BACKEND), not
-    ViT-H/14's (the test budget)."""
+    runs ViT-L/16's on every backend (the Makefile's ALONE_EVERY_BACKEND), not ViT-L/32's (on
+    its `quick()` input ViT-L/16's network but for the patch convolution) or ViT-H/14's (the
+    test budget)."""
     params = []
     for name in nnzoo.list_models():
         if meta_count(name) > ALONE:
