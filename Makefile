@@ -65,8 +65,8 @@ JAX_ALONE := test_gradient_parity and convnext_base
 # each): ViT-L/16's on all three backends (ALONE_EVERY_BACKEND). For the test budget, not ViT-L/32's
 # (on its `quick()` input ViT-L/16's network but for the 32x32 patch convolution, which ViT-B/32's
 # check covers on every backend) nor ViT-H/14's (ViT-L's layer types, wider and deeper); both
-# passed by hand on all three backends (`KERAS_BACKEND=... pytest -m alone -k
-# "test_gradient_parity and (vit_l_32 or vit_h_14)"`).
+# pass on all three backends (README, Training parity), by hand: `KERAS_BACKEND=... pytest -m
+# alone -k "test_gradient_parity and (vit_l_32 or vit_h_14)"`.
 ALONE_EVERY_BACKEND := test_gradient_parity and vit_l_16
 JAX_LARGE := (($(JAX_LARGEST)) or ($(ALONE_EVERY_BACKEND))) and not ($(JAX_ALONE))
 # TensorFlow's oneDNN CPU allocator keeps what a dropped build held (measured: 5.5 GB after
