@@ -41,11 +41,11 @@ demo: $(STAMP)
 # beside JAX's heavy variants (about 10 min):
 #   lane 1: JAX's heavy variants (8.4 GB) but its largest gradient checks, beside JAX's pass;
 #           TensorFlow's pass but SUBPROCESS_FILES (4.0); TensorFlow's heavy variants (6.0);
-#           then JAX's largest gradient checks but ConvNeXt-B's (JAX_LARGE: 6.6), beside
+#           then JAX's largest gradient checks but ConvNeXt-B's (JAX_LARGE: 6.5), beside
 #           SUBPROCESS_FILES;
 #   lane 2: JAX's pass (8.8); on TensorFlow, the `alone` checks (ViT-L and ViT-H: 9.2), beside
 #           TensorFlow's pass; PyTorch's pass with its heavy variants and ViT-L/16's gradient
-#           check (5.8; one process: `-k` matches markers too), beside TensorFlow's heavy
+#           check (5.6; one process: `-k` matches markers too), beside TensorFlow's heavy
 #           variants; on TensorFlow, the tests that run their work in processes of their own
 #           (SUBPROCESS_FILES: data-parallel Keras against PyTorch DDP; `.keras` files crossing
 #           the three backends).
