@@ -100,36 +100,12 @@ ALONE = 250_000_000
 def heavy(name: str) -> bool:
     """Over HEAVY parameters, or a compound scaling of a lighter registered model (EfficientNet
     B1..B7: B0's layers, wider and repeated, on a larger image). Its layer types are checked on
-    every backend through the lighter model; on JAX, see JAX_DENSE_DEPTHWISE."""
+    every backend through the lighter model."""
     import nnzoo
 
     spec = nnzoo.get_spec(name)
     scaled = getattr(spec, "width_mult", 1.0) != 1.0 or getattr(spec, "depth_mult", 1.0) != 1.0
     return scaled or meta_count(name) > HEAVY
-
-
-#: EfficientNet B2..B7 on Keras's JAX backend: counts and shapes only. In float64, XLA's CPU
-#: compiler lowers a depthwise convolution, and in any dtype its kernel gradient (a batch-grouped
-#: convolution), as a dense C x C convolution: scratch of 2 C^2 k^2 x 8 bytes per layer
-#: (measured, jax 0.10: 1.68 GB for one 5x5 layer of 2048 channels; PyTorch and TensorFlow keep
-#: it per channel). The kernel gradient's expansion is XLA's `convolution_group_converter` pass,
-#: which tensorflow/tensorflow#31597 describes (batch-grouped convolutions become ungrouped ones
-#: on CPUs and GPUs; that change gave GPUs a grouped path). Their gradient checks peaked at 8.4
-#: GB (B3) and 20.4 GB (B5); B6 and B7 asked XLA for 26 and 41 GB; B4-B7's float64 outputs alone
-#: took 28-80 s each. B0 and B1 check the same layers on JAX, and `make demo` every model's
-#: outputs.
-JAX_DENSE_DEPTHWISE = frozenset(f"efficientnet_b{i}" for i in range(2, 8))
-
-
-def skip_dense_depthwise_on_jax(name: str) -> None:
-    """Skip, saying why, a float64 numeric or gradient check of `name` that XLA's CPU
-    lowering of depthwise convolutions puts past the test budget on Keras's JAX backend."""
-    from nnzoo import backends
-
-    if name in JAX_DENSE_DEPTHWISE and backends.keras_backend() == "jax":
-        pytest.skip("on Keras/JAX, XLA's CPU compiler lowers float64 depthwise convolutions "
-                    "and their gradients as dense C x C ones: past the test budget "
-                    "(conftest.JAX_DENSE_DEPTHWISE)")
 
 
 @functools.cache

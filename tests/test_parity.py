@@ -3,8 +3,7 @@ without editing this file.
 
 Heavy models (over 50M parameters, measured by a free build on PyTorch's meta device, or a
 compound scaling of a lighter registered model: `conftest.heavy`) move their checks under `slow`,
-which `make test` runs in passes of their own on every Keras backend (on JAX, EfficientNet
-B2-B7's numerics aside: `conftest.JAX_DENSE_DEPTHWISE`).
+which `make test` runs in passes of their own on every Keras backend.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import pytest
 from helpers import weights_digest
 
 import nnzoo
-from conftest import ALONE, heavy, meta_count, skip_dense_depthwise_on_jax, smallest_per_family
+from conftest import ALONE, heavy, meta_count, smallest_per_family
 from nnzoo.parity import numeric_parity
 from nnzoo.registry import entry
 
@@ -101,7 +100,6 @@ def test_numeric_parity(name: str, dtype: str) -> None:
     """Both directions after transfer: max|diff| <= 1e-5 * max(1, max|y|) computed in float64;
     in float32 within 10x the network's own float32 rounding (or 1e-5). On the spec's `quick()`
     input: the same layers, a smaller image."""
-    skip_dense_depthwise_on_jax(name)
     agreements, _ = numeric_parity(nnzoo.get_spec(name).quick(), dtype=dtype)
     for a in agreements:
         assert a.ok, f"{name} {a.direction} {dtype}: max|diff| {a.max_abs:.3e} > {a.bound:.3e}"

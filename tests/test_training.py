@@ -5,8 +5,7 @@ differs.
 
 Gradient parity runs on `quick()` specs, batch 2, for the whole registry on every Keras backend
 (heavy models, `conftest.heavy`, under `slow`, and ViT-L/H also `alone`, as in test_parity;
-`make test` runs those on every backend, with two exceptions: EfficientNet B2..B7 on JAX, see
-`conftest.JAX_DENSE_DEPTHWISE`, and of ViT-L/H only ViT-L/16, for the test budget).
+`make test` runs those on every backend, of ViT-L/H only ViT-L/16, for the test budget).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from conftest import (
     TINY,
     heavy,
     meta_count,
-    skip_dense_depthwise_on_jax,
     smallest_per_family,
 )
 from nnzoo import backends
@@ -63,7 +61,6 @@ def _registry() -> list:
 def test_gradient_parity(name: str) -> None:
     """PyTorch weights into Keras and Keras weights into PyTorch: the gradients of the head's
     loss, mapped to PyTorch keys and layouts through the links, agree within the parity bound."""
-    skip_dense_depthwise_on_jax(name)
     report = gradient_parity(nnzoo.get_spec(name).quick(), batch=2)
     print(report)  # the measured differences, with `pytest -s`
     assert report.ok, str(report)

@@ -31,7 +31,7 @@ from keras import ops
 from nnzoo.errors import BackendError
 from nnzoo.keras_impl.layers import serializable
 from nnzoo.layout import to_keras
-from nnzoo.runtime import to_numpy, weights_of
+from nnzoo.runtime import to_numpy, weights_of, xla_jit
 from nnzoo.specs.base import Spec
 from nnzoo.specs.training import LossSpec, OptimizerSpec
 
@@ -289,14 +289,14 @@ def _jax_train_step(ref: Any, loss_fn: Any, optimizer: Any) -> Any:
 
     grad_fn = jax.value_and_grad(loss_and_state, has_aux=True)
     if optimizer is None:
-        return jax.jit(grad_fn)
+        return xla_jit(grad_fn)
 
     def train_step(values: Any, state: Any, slots: Any, x: Any, y: Any) -> Any:
         (loss, state), grads = grad_fn(values, state, x, y)
         values, slots = optimizer.stateless_apply(slots, grads, values)
         return loss, state, values, slots
 
-    return jax.jit(train_step)
+    return xla_jit(train_step)
 
 
 @contextlib.contextmanager
