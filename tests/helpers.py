@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -87,3 +88,27 @@ def keras_draws(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
         monkeypatch.setattr(keras_random, name,
                             lambda *a, real=real, **k: draws.append(a) or real(*a, **k))
     return draws
+
+
+#: (channels, kernel size, layers) of a float64 depthwise chain whose gradient XLA's CPU compiler
+#: computes through dense C x C kernels: channels^2 * k^2 * 8 bytes of scratch a layer.
+DEPTHWISE_CHAIN = (256, 5, 12)
+
+
+def depthwise_scratch(jit: Callable) -> int:
+    """Bytes of scratch XLA plans for the float64 gradient of DEPTHWISE_CHAIN as compiled by `jit`
+    (`jax.jit`, `nnzoo.runtime.xla_jit`). JAX's x64 mode must be on."""
+    import jax
+
+    channels, k, depth = DEPTHWISE_CHAIN
+
+    def loss(kernels: list, x: jax.Array) -> jax.Array:
+        for w in kernels:
+            x = jax.numpy.tanh(jax.lax.conv_general_dilated(
+                x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                feature_group_count=channels))
+        return (x ** 2).sum()
+
+    kernels = [jax.numpy.full((k, k, 1, channels), 0.01, "float64")] * depth
+    x = jax.numpy.ones((2, 8, 8, channels), "float64")
+    return jit(jax.grad(loss)).lower(kernels, x).compile().memory_analysis().temp_size_in_bytes
