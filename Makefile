@@ -41,13 +41,14 @@ demo: $(STAMP)
 # beside JAX's heavy variants (about 10 min):
 #   lane 1: JAX's heavy variants (8.4 GB) but its largest gradient checks, beside JAX's pass;
 #           TensorFlow's pass but SUBPROCESS_FILES (4.0); TensorFlow's heavy variants (6.0);
-#           then JAX's largest gradient checks (JAX_LARGE: 6.5), beside SUBPROCESS_FILES;
+#           then JAX's largest gradient checks but ViT-L/16's (JAX_LARGE: 6.5), beside
+#           SUBPROCESS_FILES;
 #   lane 2: JAX's pass (8.8); on TensorFlow, the `alone` checks (ViT-L and ViT-H: 9.2), beside
 #           TensorFlow's pass; PyTorch's pass with its heavy variants and ViT-L/16's gradient
-#           check (5.6; one process: `-k` matches markers too), beside TensorFlow's heavy
-#           variants; on TensorFlow, the tests that run their work in processes of their own
-#           (SUBPROCESS_FILES: data-parallel Keras against PyTorch DDP; `.keras` files crossing
-#           the three backends).
+#           check (5.6; one process: `-k` matches markers too), then ViT-L/16's gradient check on
+#           JAX (6.9), beside TensorFlow's heavy variants; on TensorFlow, the tests that run their
+#           work in processes of their own (SUBPROCESS_FILES: data-parallel Keras against
+#           PyTorch DDP; `.keras` files crossing the three backends).
 LANE_THREADS := NNZOO_TEST_THREADS=1 OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 \
 	XLA_FLAGS="--xla_cpu_multi_thread_eigen=false $(XLA_FLAGS)"
 
@@ -59,26 +60,17 @@ HEAVY := keras and slow and not alone
 # pass on all three backends (README, Training parity), by hand: `KERAS_BACKEND=... pytest -m
 # alone -k "test_gradient_parity and (vit_l_32 or vit_h_14)"`.
 ALONE_EVERY_BACKEND := test_gradient_parity and vit_l_16
-# EfficientNet B2-B7's float64 checks on JAX, outputs and gradients: they fit in memory (B7's
-# gradient check 5.9 GB: `runtime.XLA_CPU_OPTIONS`), but XLA's CPU compiler computes float64
-# depthwise convolutions and every depthwise kernel gradient as dense C x C ones, and the twelve
-# took 18.8 min of lane time in `make test` (1-2 min on each other backend). For the test budget
-# they run by hand (all passed; README, Training parity): `KERAS_BACKEND=jax pytest -m slow -k
-# "$(JAX_BY_HAND)"`. B0 and B1 check the same layers on JAX in `make test`.
-JAX_BY_HAND := (test_numeric_parity or test_gradient_parity) and efficientnet_b and not \
-	(efficientnet_b0 or efficientnet_b1)
-# JAX's largest gradient checks, in a pass of their own (JAX_LARGE and the heavy pass's `-k` are
-# each other's complement but for JAX_BY_HAND, so every other heavy check runs once per backend).
-JAX_LARGE := (test_gradient_parity and (resnext101 or wide_resnet101 or convnext_base)) or \
-	($(ALONE_EVERY_BACKEND))
+# JAX's largest heavy gradient checks, in a pass of their own (JAX_LARGE and the heavy pass's
+# `-k` are each other's complement, so every heavy check runs once per backend).
+JAX_LARGE := test_gradient_parity and (resnext101 or wide_resnet101 or convnext_base)
 # TensorFlow's oneDNN CPU allocator keeps what a dropped build held (measured: 5.5 GB after
 # ViT-L/16's gradient check); with this it goes back, so each check starts from empty (and
 # ResNeXt-101's and Wide ResNet-101's gradient checks peak at 6.0 GB, not 7.9, no slower).
 TF_RETURNS_MEMORY := TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1
 # The same for JAX: glibc keeps the large buffers XLA frees in its heap, and JAX's heavy pass grew
 # from 2.3 to 8.4 GB between checks (peak 10.0 GB); returning blocks over 4 MB to the system kept
-# it under 3.9 GB between checks (peak 8.4 GB), in the same time. (Without it, and with
-# `runtime.XLA_CPU_OPTIONS`, the machine peaked at 14.2 GB with JAX's heavy pass beside JAX's.)
+# it under 3.9 GB between checks (peak 8.4 GB), in the same time. (Without it the machine peaked
+# at 14.2 GB, with JAX's heavy pass beside JAX's.)
 JAX_RETURNS_MEMORY := MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TRIM_THRESHOLD_=4194304
 SUBPROCESS_FILES := tests/test_distributed.py tests/test_keras_backends.py
 
@@ -88,13 +80,13 @@ test: $(STAMP)
 test-lane-1: $(STAMP)
 	@echo "== Keras on JAX: the heavy variants (slow) but the largest gradient checks =="
 	KERAS_BACKEND=jax $(JAX_RETURNS_MEMORY) $(BIN)/python -m pytest -m "$(HEAVY)" \
-		-k "not ($(JAX_LARGE)) and not ($(JAX_BY_HAND))"
+		-k "not ($(JAX_LARGE))"
 	@echo "== Keras on TensorFlow: every test but the heavy variants and $(SUBPROCESS_FILES) =="
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "not slow" \
 		$(addprefix --ignore=,$(SUBPROCESS_FILES))
 	@echo "== Keras on TensorFlow: the heavy variants (slow) =="
 	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(BIN)/python -m pytest -m "slow and not alone"
-	@echo "== Keras on JAX: the largest gradient checks =="
+	@echo "== Keras on JAX: the largest gradient checks but ViT-L/16's =="
 	KERAS_BACKEND=jax $(JAX_RETURNS_MEMORY) $(BIN)/python -m pytest -m "keras and slow" \
 		-k "$(JAX_LARGE)"
 
@@ -106,6 +98,9 @@ test-lane-2: $(STAMP)
 		-k "not test_gradient_parity or ($(ALONE_EVERY_BACKEND))"
 	@echo "== Keras on PyTorch: the tests marked keras, the heavy variants and ViT-L's gradients =="
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m keras -k "not alone or ($(ALONE_EVERY_BACKEND))"
+	@echo "== Keras on JAX: ViT-L/16's gradient check =="
+	KERAS_BACKEND=jax $(JAX_RETURNS_MEMORY) $(BIN)/python -m pytest -m alone \
+		-k "$(ALONE_EVERY_BACKEND)"
 	@echo "== Keras on TensorFlow: $(SUBPROCESS_FILES) =="
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m "not slow" $(SUBPROCESS_FILES)
 

@@ -245,28 +245,10 @@ def _jitted(model: Any) -> Any:
     arguments, so loading new ones reuses the compiled program."""
     fn = _JITTED.get(model)
     if fn is None:
+        from nnzoo.xla import xla_jit
+
         fn = _JITTED[model] = xla_jit(stateless_inference(model))
     return fn
-
-
-#: XLA options for the programs nnzoo compiles for its checks (`xla_jit`) on a CPU. XLA's CPU
-#: compiler computes a depthwise convolution's kernel gradient (a batch-grouped convolution) and,
-#: in float64, the convolution itself as a dense C x C convolution (the pass
-#: `convolution_group_converter`), and its default scheduler keeps every layer's dense scratch
-#: alive at once; the memory-optimized one frees each before the next. Measured (jax 0.10, one
-#: thread): EfficientNet-B5's float64 gradient check 20.4 -> 4.0 GB, B7's 41 GB asked -> 5.9 GB,
-#: B5's float64 numeric check 10.1 -> 2.7 GB, in the same time; 21 gradient and numeric checks of
-#: eight families 115 -> 107 s, 5.7 -> 3.5 GB.
-XLA_CPU_OPTIONS: dict[str, Any] = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
-
-
-def xla_jit(fn: Callable[..., Any]) -> Any:
-    """`jax.jit(fn)`, compiled with XLA_CPU_OPTIONS where JAX's default device is a CPU (other
-    devices' compilers keep their defaults). A user's own `jax.jit` or Keras `fit` is untouched:
-    `XLA_FLAGS=--xla_cpu_scheduler_type=CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED` does the same there."""
-    import jax
-
-    return jax.jit(fn, compiler_options=XLA_CPU_OPTIONS if jax.default_backend() == "cpu" else None)
 
 
 def output_shape(model: Any, x: np.ndarray, *, device: str = "cpu") -> tuple[int, ...]:

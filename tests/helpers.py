@@ -91,13 +91,12 @@ def keras_draws(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 
 
 #: (channels, kernel size, layers) of a float64 depthwise chain whose gradient XLA's CPU compiler
-#: computes through dense C x C kernels: channels^2 * k^2 * 8 bytes of scratch a layer.
+#: computes through dense C x C kernels by default: channels^2 * k^2 * 8 bytes of scratch a layer.
 DEPTHWISE_CHAIN = (256, 5, 12)
 
 
-def depthwise_scratch(jit: Callable) -> int:
-    """Bytes of scratch XLA plans for the float64 gradient of DEPTHWISE_CHAIN as compiled by `jit`
-    (`jax.jit`, `nnzoo.runtime.xla_jit`). JAX's x64 mode must be on."""
+def depthwise_chain() -> tuple[Callable, list, object]:
+    """The loss of DEPTHWISE_CHAIN (JAX), its kernels and an input. JAX's x64 mode must be on."""
     import jax
 
     channels, k, depth = DEPTHWISE_CHAIN
@@ -109,6 +108,15 @@ def depthwise_scratch(jit: Callable) -> int:
                 feature_group_count=channels))
         return (x ** 2).sum()
 
-    kernels = [jax.numpy.full((k, k, 1, channels), 0.01, "float64")] * depth
-    x = jax.numpy.ones((2, 8, 8, channels), "float64")
+    kernels = [jax.random.normal(jax.random.key(i), (k, k, 1, channels), "float64") * 0.1
+               for i in range(depth)]
+    return loss, kernels, jax.random.normal(jax.random.key(depth), (2, 8, 8, channels), "float64")
+
+
+def depthwise_scratch(jit: Callable) -> int:
+    """Bytes of scratch XLA plans for the gradient of DEPTHWISE_CHAIN as compiled by `jit`
+    (`jax.jit`, `nnzoo.xla.xla_jit`). JAX's x64 mode must be on."""
+    import jax
+
+    loss, kernels, x = depthwise_chain()
     return jit(jax.grad(loss)).lower(kernels, x).compile().memory_analysis().temp_size_in_bytes

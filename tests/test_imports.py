@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "nnzoo.specs": 1, "nnzoo.registry": 1,
     "nnzoo.links": 2,
     "nnzoo.backends": 3, "nnzoo.runtime": 3, "nnzoo.guard": 3, "nnzoo.launch": 3,
+    "nnzoo.xla": 3,
     "nnzoo.torch_impl": 4, "nnzoo.keras_impl": 4,
     "nnzoo.tracing": 5,
     "nnzoo.safetensors_io": 6, "nnzoo.conversion": 6,

@@ -175,32 +175,52 @@ def test_a_compiled_run_is_the_eager_run() -> None:
         assert ref() is None, "the compiled function kept its model alive"
 
 
+
 @pytest.mark.keras
-def test_checks_compile_depthwise_gradients_one_layer_at_a_time() -> None:
-    """XLA's CPU compiler computes a depthwise convolution's kernel gradient (and, in float64,
-    the convolution) as a dense C x C convolution, and its default scheduler keeps each layer's
-    dense scratch alive at once. `runtime.xla_jit`, which compiles the checks' programs, asks for
-    the memory-optimized scheduler: over 12 float64 depthwise layers its scratch stays within
-    three layers' dense kernels, where `jax.jit` holds one per layer (EfficientNet-B7's gradient
-    check: 5.9 GB, where XLA asked for 41). The XLA flag the README gives users for their own
-    programs does the same."""
+def test_checks_compile_grouped_convolutions_without_dense_expansion() -> None:
+    """XLA's CPU compiler runs a batch-grouped convolution (JAX's kernel gradient of a grouped
+    one) expanded into a dense C x C convolution, and every float64 grouped convolution too,
+    scratch for each layer kept alive at once. `nnzoo.xla.xla_jit`, which compiles the checks'
+    programs, rewrites batch groups as the equivalent feature groups, bit for bit, turns the
+    expansion off and schedules for memory: over 12 float64 depthwise layers the same
+    gradients (to rounding) in under one layer's dense scratch, where `jax.jit` holds one a layer.
+    The XLA flag the README gives users for their own programs (the scheduler alone) keeps the
+    expansion but frees each layer's before the next."""
     if backends.keras_backend() != "jax":
         pytest.skip("XLA's CPU programs: Keras on JAX")
     import jax
+    import numpy as np
 
     if jax.default_backend() != "cpu":
         pytest.skip("xla_jit's options are for XLA's CPU compiler")
-    from helpers import DEPTHWISE_CHAIN, depthwise_scratch
+    from helpers import DEPTHWISE_CHAIN, depthwise_chain, depthwise_scratch
 
-    from nnzoo import runtime
+    from nnzoo import xla
 
     channels, k, depth = DEPTHWISE_CHAIN
     dense = channels * channels * k * k * 8  # bytes: one layer's dense float64 kernel
     with backends.float64_scope():
-        lean, default = depthwise_scratch(runtime.xla_jit), depthwise_scratch(jax.jit)
-    assert lean <= 3 * dense, (lean, dense)
+        lhs = jax.random.normal(jax.random.key(0), (6, 5, 5, 2), "float64")
+        rhs = jax.random.normal(jax.random.key(1), (3, 3, 2, 6), "float64")
+        dims = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
+        grouped = jax.lax.conv_general_dilated(lhs, rhs, (2, 1), [(1, 0), (0, 2)],
+                                               rhs_dilation=(1, 2), dimension_numbers=dims,
+                                               batch_group_count=3)
+        params = {"window_strides": (2, 1), "padding": ((1, 0), (0, 2)), "lhs_dilation": (1, 1),
+                  "rhs_dilation": (1, 2), "precision": None, "preferred_element_type": None,
+                  "out_sharding": None}
+        rewritten = xla.feature_grouped(lhs, rhs, batch_group_count=3, feature_group_count=1,
+                                        dimension_numbers=dims, **params)
+        np.testing.assert_array_equal(np.asarray(rewritten), np.asarray(grouped))
+        loss, kernels, x = depthwise_chain()
+        want = jax.jit(jax.grad(loss))(kernels, x)
+        got = xla.xla_jit(jax.grad(loss))(kernels, x)
+        scale = max(float(abs(w).max()) for w in want)
+        assert max(float(abs(g - w).max()) for g, w in zip(got, want)) <= 1e-12 * scale
+        lean, default = depthwise_scratch(xla.xla_jit), depthwise_scratch(jax.jit)
+    assert lean < dense, (lean, dense)
     assert default >= depth / 2 * dense, f"XLA's default scheduler changed: {default}, {dense}"
-    flag = "--xla_cpu_scheduler_type=" + runtime.XLA_CPU_OPTIONS["xla_cpu_scheduler_type"]
+    flag = "--xla_cpu_scheduler_type=" + xla.XLA_CPU_OPTIONS["xla_cpu_scheduler_type"]
     code = ("import sys, jax; sys.path.insert(0, 'tests'); from helpers import depthwise_scratch;"
             " jax.config.update('jax_enable_x64', True); print(depthwise_scratch(jax.jit))")
     env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flag}"}

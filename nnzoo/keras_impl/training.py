@@ -31,9 +31,10 @@ from keras import ops
 from nnzoo.errors import BackendError
 from nnzoo.keras_impl.layers import serializable
 from nnzoo.layout import to_keras
-from nnzoo.runtime import to_numpy, weights_of, xla_jit
+from nnzoo.runtime import to_numpy, weights_of
 from nnzoo.specs.base import Spec
 from nnzoo.specs.training import LossSpec, OptimizerSpec
+from nnzoo.xla import xla_jit
 
 
 def build_loss(loss: LossSpec, dtype: str = "float32") -> keras.losses.Loss:
