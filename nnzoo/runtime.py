@@ -187,8 +187,9 @@ def run(model: Any, x: np.ndarray, *, device: str = "cpu", compiled: bool = Fals
     """Run an nnzoo model of either backend in inference mode on canonical input `x`.
 
     On the GPU, float32 is IEEE float32 (`ieee_float32`), not a framework's TF32 default.
-    `compiled=True`: on Keras's JAX backend, one `jax.jit` of the model's stateless call (made on
-    first use, dropped with the model) instead of the eager call; elsewhere it changes nothing.
+    `compiled=True`: on Keras's JAX backend, one `nnzoo.xla.xla_jit` of the model's stateless call
+    (made on first use, dropped with the model) instead of the eager call; elsewhere it changes
+    nothing.
     The checks ask for it: eager JAX compiles every operation for every new input shape (428
     compiles for one GRU export check), so a check that runs a model a few times ran 1.5-3x
     slower (measured: EfficientNet-B0's numeric check 17.9 -> 9.1 s). It is not the default:

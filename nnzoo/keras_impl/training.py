@@ -197,12 +197,12 @@ def backend_step(model: keras.Model, loss_fn: Any, x: Any, y: Any,
 
     TensorFlow: `tf.GradientTape` (sparse embedding gradients made dense), then
     `optimizer.apply`, the whole step in one `tf.function` per model. JAX: `jax.value_and_grad`
-    of `model.stateless_call`, then `optimizer.stateless_apply`, jitted once per model, the new
-    values assigned back. PyTorch: `loss.backward()` on the Keras variables (they are torch
-    parameters), then `optimizer.apply`, eagerly. A step is compiled because eager TensorFlow
-    dispatches every small op from Python (0.5 s per step of a two-layer GRU) and eager JAX
-    compiles each one for each new shape (minutes for a U-Net); gradients alone, taken once or
-    twice per model by the gradient check, run eagerly on TensorFlow.
+    of `model.stateless_call`, then `optimizer.stateless_apply`, jitted once per model
+    (`nnzoo.xla.xla_jit`), the new values assigned back. PyTorch: `loss.backward()` on the Keras
+    variables (they are torch parameters), then `optimizer.apply`, eagerly. A step is compiled
+    because eager TensorFlow dispatches every small op from Python (0.5 s per step of a two-layer
+    GRU) and eager JAX compiles each one for each new shape (minutes for a U-Net); gradients
+    alone, taken once or twice per model by the gradient check, run eagerly on TensorFlow.
     """
     active = keras.backend.backend()
     if active not in ("tensorflow", "jax", "torch"):
