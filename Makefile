@@ -38,7 +38,8 @@ demo: $(STAMP)
 # The lanes are balanced from pass times measured on a slow 2-core AMD EPYC host (README, Tests),
 # and ordered by the passes' peaks (in brackets, measured alone): a pass of 8 GB or more meets
 # passes under 5 GB, except at the start, where JAX's pass (its 8.8 GB peak 15-20 min in) begins
-# beside JAX's heavy variants (about 10 min):
+# beside JAX's heavy variants (13 min, EfficientNet B2-B7's checks among them; the machine's
+# peak, 14.4 GB, came 12 min in, in run U of 2026-12-07):
 #   lane 1: JAX's heavy variants (8.4 GB) but its largest gradient checks, beside JAX's pass;
 #           TensorFlow's pass but SUBPROCESS_FILES (4.0); TensorFlow's heavy variants (6.0);
 #           then JAX's largest gradient checks but ViT-L/16's (JAX_LARGE: 6.5), beside
@@ -69,8 +70,8 @@ JAX_LARGE := test_gradient_parity and (resnext101 or wide_resnet101 or convnext_
 TF_RETURNS_MEMORY := TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1
 # The same for JAX: glibc keeps the large buffers XLA frees in its heap, and JAX's heavy pass grew
 # from 2.3 to 8.4 GB between checks (peak 10.0 GB); returning blocks over 4 MB to the system kept
-# it under 3.9 GB between checks (peak 8.4 GB), in the same time. (Without it the machine peaked
-# at 14.2 GB, with JAX's heavy pass beside JAX's.)
+# it under 3.9 GB between checks (peak 8.4 GB), in the same time. (Without it, in a run before
+# `nnzoo.xla`'s rewrite, the machine peaked at 14.2 GB with JAX's heavy pass beside JAX's.)
 JAX_RETURNS_MEMORY := MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TRIM_THRESHOLD_=4194304
 SUBPROCESS_FILES := tests/test_distributed.py tests/test_keras_backends.py
 

@@ -175,7 +175,6 @@ def test_a_compiled_run_is_the_eager_run() -> None:
         assert ref() is None, "the compiled function kept its model alive"
 
 
-
 @pytest.mark.keras
 def test_checks_compile_grouped_convolutions_without_dense_expansion() -> None:
     """XLA's CPU compiler runs a batch-grouped convolution (JAX's kernel gradient of a grouped
