@@ -175,6 +175,12 @@ def largest(values: Iterable[float]) -> float:
     return float(np.max(np.fromiter(values, float), initial=0.0))
 
 
+#: Weights (bytes) up to which the gradient check keeps PyTorch's first build for its own half
+#: rather than building it again (0.2-0.5 s a build for the zoo's small models, in each check on
+#: each Keras backend); above, the copy is not worth holding beside Keras's weights and gradients.
+KEEP_FIRST_BUILD = 2**28
+
+
 def gradient_parity(name_or_spec: str | Spec | Mapping[str, Any], *, dtype: str = "float64",
                     batch: int = 2, seed: int = 0, loss: str | LossSpec | None = None,
                     **overrides: Any) -> GradientReport:
@@ -182,10 +188,12 @@ def gradient_parity(name_or_spec: str | Spec | Mapping[str, Any], *, dtype: str 
     (PyTorch's initial weights into Keras, then Keras's into PyTorch), with stochastic layers off.
 
     Each direction's Keras gradients are computed and set aside (`nnzoo.offload`: on disk for
-    the largest models), Keras's build is dropped, and PyTorch's are computed on a second build
-    from the same seed (the same weights: nnzoo's seeded builds are reproducible) and compared.
-    The check peaks at about two copies of the weights -- one build's weights and gradients --
-    plus the frameworks' working memory, so ViT-H/14 fits in float64. (Keras on TensorFlow
+    the largest models), Keras's build is dropped, and PyTorch's are computed and compared.
+    PyTorch's first build is kept for its half where its weights are small (`KEEP_FIRST_BUILD`);
+    otherwise it is dropped before Keras computes and a second one is built from the same seed
+    (the same weights: nnzoo's seeded builds are reproducible), so the check peaks at about two
+    copies of the weights -- one build's weights and gradients -- plus the frameworks' working
+    memory, and ViT-H/14 fits in float64. (Keras on TensorFlow
     returns a dropped build's memory only with `TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1`: oneDNN's own
     CPU allocator keeps it pooled, measured 5.5 GB after ViT-L/16's check; `make test` sets it.)
     """
@@ -207,7 +215,8 @@ def gradient_parity(name_or_spec: str | Spec | Mapping[str, Any], *, dtype: str 
                                opt, lossspec, steps=1)
         keras_own = shelf.put(state_items(keras_t.model))
         load_state_dict(keras_t.model, dict(state_items(torch_model)))  # views: no copy
-        del torch_model
+        if guard.weight_bytes(spec, dtype) > KEEP_FIRST_BUILD:
+            torch_model = None
         from_keras = {}
         for direction in ("torch->keras", "keras->torch"):
             if direction == "keras->torch":
@@ -216,8 +225,10 @@ def gradient_parity(name_or_spec: str | Spec | Mapping[str, Any], *, dtype: str 
             from_keras[direction] = loss_k, shelf.put(keras_gradient_items(keras_t.model, grads))
         del keras_t, grads
         guard.release(spec, dtype=dtype, copies=2)  # Keras's cycles: collected before PyTorch
-        torch_t = TorchTrainer(backends.build_native(spec, "torch", seed=seed, dtype=dtype),
-                               opt, lossspec, steps=1)
+        if torch_model is None:
+            torch_model = backends.build_native(spec, "torch", seed=seed, dtype=dtype)
+        torch_t = TorchTrainer(torch_model, opt, lossspec, steps=1)
+        del torch_model
         for direction, (loss_k, mapped) in from_keras.items():
             if direction == "keras->torch":
                 load_state_dict(torch_t.model, keras_own)
