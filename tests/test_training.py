@@ -80,6 +80,25 @@ def test_float32_gradients_are_reported_beside() -> None:
     assert max(a.max_abs for a in exact.agreement) < min(a.max_abs for a in report.agreement)
 
 
+@TF_ONLY
+@pytest.mark.parametrize("keep", [True, False])
+def test_gradient_check_builds_pytorch_again_only_past_the_size(keep: bool,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               ) -> None:
+    """Small weights: PyTorch's first build serves its own half (one build); past
+    `KEEP_FIRST_BUILD`, a second build from the seed. Both give the same verdict."""
+    import nnzoo.training
+
+    monkeypatch.setattr(nnzoo.training, "KEEP_FIRST_BUILD", 2**28 if keep else 0)
+    built = []
+    real = backends.build_native
+    monkeypatch.setattr(backends, "build_native",
+                        lambda spec, backend, **kw: built.append(backend) or real(spec, backend, **kw))
+    report = gradient_parity("cnn_small", image_size=16)
+    assert report.ok, str(report)
+    assert built.count("torch") == (1 if keep else 2) and built.count("keras") == 1
+
+
 #: Candidate overrides that make a family's smallest model tiny: from each group, the first one
 #: the family has and accepts is kept (fields a family lacks are skipped, like invalid values).
 SHRINK = (
