@@ -209,13 +209,14 @@ def gradient_parity(name_or_spec: str | Spec | Mapping[str, Any], *, dtype: str 
     name = name_or_spec if isinstance(name_or_spec, str) else spec.family
     report = GradientReport(name, spec, dtype, lossspec)
     opt = optimizer_spec()
-    with _scope(dtype), Shelf(guard.weight_bytes(spec, dtype)) as shelf:
+    nbytes = guard.weight_bytes(spec, dtype)
+    with _scope(dtype), Shelf(nbytes) as shelf:
         torch_model = backends.build_native(spec, "torch", seed=seed, dtype=dtype)
         keras_t = KerasTrainer(backends.build_native(spec, "keras", seed=seed + 1, dtype=dtype),
                                opt, lossspec, steps=1)
         keras_own = shelf.put(state_items(keras_t.model))
         load_state_dict(keras_t.model, dict(state_items(torch_model)))  # views: no copy
-        if guard.weight_bytes(spec, dtype) > KEEP_FIRST_BUILD:
+        if nbytes > KEEP_FIRST_BUILD:
             torch_model = None
         from_keras = {}
         for direction in ("torch->keras", "keras->torch"):
