@@ -198,7 +198,8 @@ def backend_step(model: keras.Model, loss_fn: Any, x: Any, y: Any,
     TensorFlow: `tf.GradientTape` (sparse embedding gradients made dense), then
     `optimizer.apply`, the whole step in one `tf.function` per model. JAX: `jax.value_and_grad`
     of `model.stateless_call`, then `optimizer.stateless_apply`, jitted once per model
-    (`nnzoo.xla.xla_jit`), the new values assigned back. PyTorch: `loss.backward()` on the Keras
+    (`nnzoo.xla.xla_jit`), the new values assigned back (gradients alone of the largest models:
+    eagerly, `_eager_gradients`). PyTorch: `loss.backward()` on the Keras
     variables (they are torch parameters), then `optimizer.apply`, eagerly. A step is compiled
     because eager TensorFlow dispatches every small op from Python (0.5 s per step of a two-layer
     GRU) and eager JAX compiles each one for each new shape (minutes for a U-Net); gradients
@@ -279,8 +280,33 @@ def _jax_step(model: keras.Model, loss_fn: Any, x: Any, y: Any, optimizer: Any) 
     return loss, grads
 
 
+#: Weights (bytes) past which Keras/JAX takes a model's gradients (no optimizer step) eagerly,
+#: operation by operation, instead of as one `xla_jit` program: ViT-L and ViT-H in float64.
+EAGER_GRADIENTS_ABOVE = 2**30
+#: Keras layers that run grouped convolutions: depthwise ones always, the others with groups > 1.
+_DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D,
+              keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
+_CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
+
+
+def _eager_gradients(model: keras.Model) -> bool:
+    """Whether JAX's gradients of `model` run eagerly. Past EAGER_GRADIENTS_ABOVE a gradient
+    check's time is its weights', not its arithmetic, and XLA compiling ViT's 24-32 encoder
+    blocks as one unrolled program took 20-30 s, where eager JAX compiles each distinct
+    operation once and reuses it for every block of that shape (measured on the 2-core AMD EPYC,
+    float64, one check alone: ViT-L/16 71 -> 57 s, ViT-H/14 154 -> 110 s, peaks 0.6-1.5 GB lower).
+    Not where the model has grouped convolutions: eager JAX runs those expanded into dense ones,
+    which only `xla_jit` avoids (`nnzoo.xla`). Smaller models compile: their programs are
+    shorter and their activations, which a compiled program fuses, matter more."""
+    nbytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights)
+    return nbytes > EAGER_GRADIENTS_ABOVE and not any(
+        isinstance(layer, _DEPTHWISE) or isinstance(layer, _CONVOLUTIONS) and layer.groups > 1
+        for layer in model._flatten_layers())
+
+
 def _jax_train_step(ref: Any, loss_fn: Any, optimizer: Any) -> Any:
-    """Jitted `(values, state, x, y) -> ((loss, state), grads)` without an optimizer, or
+    """Jitted `(values, state, x, y) -> ((loss, state), grads)` without an optimizer (eager for
+    the largest models: `_eager_gradients`), or
     `(values, state, slots, x, y) -> (loss, state, values, slots)` with one."""
     import jax
 
@@ -290,7 +316,7 @@ def _jax_train_step(ref: Any, loss_fn: Any, optimizer: Any) -> Any:
 
     grad_fn = jax.value_and_grad(loss_and_state, has_aux=True)
     if optimizer is None:
-        return xla_jit(grad_fn)
+        return grad_fn if _eager_gradients(ref()) else xla_jit(grad_fn)
 
     def train_step(values: Any, state: Any, slots: Any, x: Any, y: Any) -> Any:
         (loss, state), grads = grad_fn(values, state, x, y)
