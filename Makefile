@@ -42,25 +42,24 @@ demo: $(STAMP)
 # peak, 14.4 GB, came 12 min in, in run U of 2026-12-07):
 #   lane 1: JAX's heavy variants (8.4 GB) but its largest gradient checks, beside JAX's pass;
 #           TensorFlow's pass but SUBPROCESS_FILES (4.0); TensorFlow's heavy variants (6.0);
-#           then JAX's largest gradient checks but ViT-L/16's (JAX_LARGE: 6.5), beside
+#           then JAX's largest gradient checks but ViT-L's (JAX_LARGE: 6.5), beside
 #           SUBPROCESS_FILES;
 #   lane 2: JAX's pass (8.8); on TensorFlow, the `alone` checks (ViT-L and ViT-H: 9.2), beside
-#           TensorFlow's pass; PyTorch's pass with its heavy variants and ViT-L/16's gradient
-#           check (5.6; one process: `-k` matches markers too), then ViT-L/16's gradient check on
-#           JAX (6.9), beside TensorFlow's heavy variants; on TensorFlow, the tests that run their
+#           TensorFlow's pass; PyTorch's pass with its heavy variants and ViT-L's gradient
+#           checks (5.6; one process: `-k` matches markers too), then ViT-L's gradient checks on
+#           JAX (5.8), beside TensorFlow's heavy variants; on TensorFlow, the tests that run their
 #           work in processes of their own (SUBPROCESS_FILES: data-parallel Keras against
 #           PyTorch DDP; `.keras` files crossing the three backends).
 LANE_THREADS := NNZOO_TEST_THREADS=1 OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 \
 	XLA_FLAGS="--xla_cpu_multi_thread_eigen=false $(XLA_FLAGS)"
 
 HEAVY := keras and slow and not alone
-# ViT-L and ViT-H's float64 gradient checks (`alone`: 304-632M parameters, 5.8-12.7 GB, 1-5 min
-# each): ViT-L/16's on all three backends (ALONE_EVERY_BACKEND). For the test budget, not ViT-L/32's
-# (on its `quick()` input ViT-L/16's network but for the 32x32 patch convolution, which ViT-B/32's
-# check covers on every backend) nor ViT-H/14's (ViT-L's layer types, wider and deeper); both
-# pass on all three backends (README, Training parity), by hand: `KERAS_BACKEND=... pytest -m
-# alone -k "test_gradient_parity and (vit_l_32 or vit_h_14)"`.
-ALONE_EVERY_BACKEND := test_gradient_parity and vit_l_16
+# ViT-L and ViT-H's float64 gradient checks (`alone`: 304-632M parameters, 5.8-12.5 GB, 1-2.5 min
+# each): ViT-L/16's and ViT-L/32's on all three backends (ALONE_EVERY_BACKEND). For the test
+# budget, not ViT-H/14's (ViT-L's layer types, wider and deeper: 10.5-11.7 GB, about 6 min of lane
+# time); it passes on all three backends (README, Training parity), by hand: `KERAS_BACKEND=...
+# pytest -m alone -k "test_gradient_parity and vit_h_14"`.
+ALONE_EVERY_BACKEND := test_gradient_parity and (vit_l_16 or vit_l_32)
 # JAX's largest heavy gradient checks, in a pass of their own (JAX_LARGE and the heavy pass's
 # `-k` are each other's complement, so every heavy check runs once per backend).
 JAX_LARGE := test_gradient_parity and (resnext101 or wide_resnet101 or convnext_base)
@@ -87,7 +86,7 @@ test-lane-1: $(STAMP)
 		$(addprefix --ignore=,$(SUBPROCESS_FILES))
 	@echo "== Keras on TensorFlow: the heavy variants (slow) =="
 	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(BIN)/python -m pytest -m "slow and not alone"
-	@echo "== Keras on JAX: the largest gradient checks but ViT-L/16's =="
+	@echo "== Keras on JAX: the largest gradient checks but ViT-L's =="
 	KERAS_BACKEND=jax $(JAX_RETURNS_MEMORY) $(BIN)/python -m pytest -m "keras and slow" \
 		-k "$(JAX_LARGE)"
 
@@ -99,7 +98,7 @@ test-lane-2: $(STAMP)
 		-k "not test_gradient_parity or ($(ALONE_EVERY_BACKEND))"
 	@echo "== Keras on PyTorch: the tests marked keras, the heavy variants and ViT-L's gradients =="
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m keras -k "not alone or ($(ALONE_EVERY_BACKEND))"
-	@echo "== Keras on JAX: ViT-L/16's gradient check =="
+	@echo "== Keras on JAX: ViT-L's gradient checks =="
 	KERAS_BACKEND=jax $(JAX_RETURNS_MEMORY) $(BIN)/python -m pytest -m alone \
 		-k "$(ALONE_EVERY_BACKEND)"
 	@echo "== Keras on TensorFlow: $(SUBPROCESS_FILES) =="

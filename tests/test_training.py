@@ -5,7 +5,7 @@ differs.
 
 Gradient parity runs on `quick()` specs, batch 2, for the whole registry on every Keras backend
 (heavy models, `conftest.heavy`, under `slow`, and ViT-L/H also `alone`, as in test_parity;
-`make test` runs those on every backend, of ViT-L/H only ViT-L/16, for the test budget).
+`make test` runs those on every backend, of ViT-L/H only ViT-L's, for the test budget).
 """
 
 from __future__ import annotations
@@ -45,9 +45,8 @@ def _registry() -> list:
     `alone`, which `make test` runs in passes of their own, as in test_parity. A check holds
     about two float64 copies of one build's weights at a time (`gradient_parity`): measured
     5.5 GB for ViT-L/16 and 11.7 GB for ViT-H/14 on TensorFlow. Of the `alone` ones `make test`
-    runs ViT-L/16's on every backend (the Makefile's ALONE_EVERY_BACKEND), not ViT-L/32's (on
-    its `quick()` input ViT-L/16's network but for the patch convolution) or ViT-H/14's (the
-    test budget)."""
+    runs ViT-L/16's and ViT-L/32's on every backend (the Makefile's ALONE_EVERY_BACKEND), not
+    ViT-H/14's (the test budget)."""
     params = []
     for name in nnzoo.list_models():
         if meta_count(name) > ALONE:
@@ -97,6 +96,27 @@ def test_gradient_check_builds_pytorch_again_only_past_the_size(keep: bool,
     report = gradient_parity("cnn_small", image_size=16)
     assert report.ok, str(report)
     assert built.count("torch") == (1 if keep else 2) and built.count("keras") == 1
+
+
+@pytest.mark.parametrize("name, above, eager", [("vit_ti_16", 0, True), ("vit_ti_16", None, False),
+                                                ("cnn_separable", 0, False)])
+def test_jax_takes_the_largest_gradients_eagerly(name: str, above: int | None, eager: bool,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keras/JAX: past `EAGER_GRADIENTS_ABOVE` (ViT-L, ViT-H) a model's gradients run op by op,
+    not as one compiled program; below it, or with grouped convolutions (which only `xla_jit`
+    keeps from being expanded into dense ones), compiled. Either way the same verdict."""
+    if backends.keras_backend() != "jax":
+        pytest.skip("how Keras/JAX computes gradients")
+    import nnzoo.keras_impl.training as keras_training
+
+    if above is not None:
+        monkeypatch.setattr(keras_training, "EAGER_GRADIENTS_ABOVE", above)
+    compiled = []
+    real = keras_training.xla_jit
+    monkeypatch.setattr(keras_training, "xla_jit", lambda fn: compiled.append(fn) or real(fn))
+    report = gradient_parity(name, image_size=32 if name == "vit_ti_16" else 16)
+    assert report.ok, str(report)
+    assert len(compiled) == (0 if eager else 1)
 
 
 #: Candidate overrides that make a family's smallest model tiny: from each group, the first one
