@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,19 @@ def pytest_configure(config: pytest.Config) -> None:
     except ImportError:
         pass
 
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _jax_caches_per_module() -> Iterator[None]:
+    """Drop JAX's compilation and tracing caches after each test module. One process checks
+    dozens of models, and JAX keeps every program it compiled and every operation it ran eagerly,
+    for models long gone: measured on Keras/JAX over test_parity, test_training and test_export's
+    light tests, 4.0 GB resident at the end, 1.8 GB once cleared, and 1.7 GB clearing after each
+    module, in the same 604 s. (Not nnzoo's to do in a user's process: it would recompile their
+    own functions.)"""
+    yield
+    if os.environ.get("KERAS_BACKEND") == "jax" and "jax" in sys.modules:
+        sys.modules["jax"].clear_caches()
 
 @pytest.fixture(scope="session")
 def gpu() -> None:
