@@ -37,14 +37,15 @@ demo: $(STAMP)
 # spreading over both cores waited on each other), each lane's output printed whole when it ends.
 # The lanes are balanced from pass times measured on a slow 2-core AMD EPYC host (README, Tests),
 # and ordered by the passes' peaks (in brackets, measured alone): a pass of 8 GB or more meets
-# passes under 5 GB, except at the start, where JAX's pass (its 8.8 GB peak 15-20 min in) begins
-# beside JAX's heavy variants (13 min, EfficientNet B2-B7's checks among them; the machine's
-# peak, 14.4 GB, came 12 min in, in run U of 2026-12-07):
+# passes under 5 GB, except at the start, where JAX's pass (5.1 GB at most in the lanes, since
+# tests/conftest.py drops JAX's compile caches after each module; 7.5 GB before) begins beside
+# JAX's heavy variants (11-15 min, EfficientNet B2-B7's checks among them; the machine's peak,
+# 12.6 GB, came 10 min in, in the last run of 2026-12-07; 15.0 GB before the caches were dropped):
 #   lane 1: JAX's heavy variants (8.4 GB) but its largest gradient checks, beside JAX's pass;
 #           TensorFlow's pass but SUBPROCESS_FILES (4.0); TensorFlow's heavy variants (6.0);
 #           then JAX's largest gradient checks but ViT-L's (JAX_LARGE: 6.5), beside
 #           SUBPROCESS_FILES;
-#   lane 2: JAX's pass (8.8); on TensorFlow, the `alone` checks (ViT-L and ViT-H: 9.2), beside
+#   lane 2: JAX's pass (5.1); on TensorFlow, the `alone` checks (ViT-L and ViT-H: 9.2), beside
 #           TensorFlow's pass; PyTorch's pass with its heavy variants and ViT-L's gradient
 #           checks (5.6; one process: `-k` matches markers too), then ViT-L's gradient checks on
 #           JAX (5.8), beside TensorFlow's heavy variants; on TensorFlow, the tests that run their
