@@ -1,4 +1,5 @@
-"""Shared fixtures: the registry, the GPU gate, and torchvision as a reference."""
+"""Shared fixtures: the registry, the GPU gate, torchvision as a reference, and JAX's caches
+dropped between test modules."""
 
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ def pytest_configure(config: pytest.Config) -> None:
         pass
 
 
-
 @pytest.fixture(scope="module", autouse=True)
 def _jax_caches_per_module() -> Iterator[None]:
     """Drop JAX's compilation and tracing caches after each test module. One process checks
@@ -44,6 +44,7 @@ def _jax_caches_per_module() -> Iterator[None]:
     yield
     if os.environ.get("KERAS_BACKEND") == "jax" and "jax" in sys.modules:
         sys.modules["jax"].clear_caches()
+
 
 @pytest.fixture(scope="session")
 def gpu() -> None:
