@@ -292,7 +292,7 @@ _CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 def _eager_gradients(model: keras.Model) -> bool:
     """Whether JAX's gradients of `model` run eagerly. Past EAGER_GRADIENTS_ABOVE a gradient
     check's time is its weights', not its arithmetic, and XLA compiling ViT's 24-32 encoder
-    blocks as one unrolled program took 20-30 s, where eager JAX compiles each distinct
+    blocks as one unrolled program took 20-39 s, where eager JAX compiles each distinct
     operation once and reuses it for every block of that shape (measured on the 2-core AMD EPYC,
     float64, one check alone: ViT-L/16 71 -> 57 s, ViT-H/14 154 -> 110 s, peaks 0.6-1.5 GB lower).
     Not where the model has grouped convolutions: eager JAX runs those expanded into dense ones,
