@@ -46,7 +46,7 @@ def _registry() -> list:
     about two float64 copies of one build's weights at a time (`gradient_parity`): measured
     5.5 GB for ViT-L/16 and 11.7 GB for ViT-H/14 on TensorFlow. Of the `alone` ones `make test`
     runs ViT-L/16's and ViT-L/32's on every backend (the Makefile's ALONE_EVERY_BACKEND), not
-    ViT-H/14's (the test budget)."""
+    ViT-H/14's (the test budget): `make test-largest` does (ALONE_LEFT_OUT)."""
     params = []
     for name in nnzoo.list_models():
         if meta_count(name) > ALONE:
@@ -54,6 +54,42 @@ def _registry() -> list:
         else:
             params.append(pytest.param(name, marks=pytest.mark.slow) if heavy(name) else name)
     return params
+
+
+@TF_ONLY
+def test_make_test_and_make_test_largest_split_the_alone_gradient_checks() -> None:
+    """The Makefile's `-k` selections, read from make and matched as pytest matches them: each
+    `alone` gradient check is in exactly one of ALONE_EVERY_BACKEND (`make test`) and
+    ALONE_LEFT_OUT (`make test-largest`), the latter is ViT-H/14's alone, and it takes no other
+    `alone` test (the numeric checks of ViT-L/H stay in `make test`'s TensorFlow pass)."""
+    import subprocess
+    from pathlib import Path
+
+    from _pytest.mark import KeywordMatcher
+    from _pytest.mark.expression import Expression
+
+    printed = subprocess.run(
+        ["make", "-s", "--no-print-directory", "--eval", "print-%: ; @:$(info $($*))",
+         "print-ALONE_EVERY_BACKEND", "print-ALONE_LEFT_OUT"],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True,
+        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")})
+    every, left_out = (Expression.compile(line) for line in printed.stdout.splitlines())
+
+    def selects(expression: Expression, test_id: str) -> bool:
+        """`-k`'s match on an `alone` test: its node names and its markers' (`KeywordMatcher`)."""
+        names = {*test_id.split("::"), "tests", "slow", "alone", "keras", "parametrize"}
+        return expression.evaluate(KeywordMatcher(frozenset(names)))
+
+    def gradients(name: str) -> str:
+        return f"test_training.py::test_gradient_parity[{name}]"
+
+    alone = [p.values[0] for p in _registry()
+             if not isinstance(p, str) and any(m.name == "alone" for m in p.marks)]
+    assert set(alone) == {"vit_l_16", "vit_l_32", "vit_h_14"}, alone
+    for name in alone:
+        assert selects(every, gradients(name)) != selects(left_out, gradients(name)), name
+        assert not selects(left_out, f"test_parity.py::test_numeric_parity[float64-{name}]")
+    assert [name for name in alone if selects(left_out, gradients(name))] == ["vit_h_14"]
 
 
 @pytest.mark.parametrize("name", _registry())
