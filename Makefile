@@ -109,7 +109,7 @@ test-lane-2: $(STAMP)
 
 # The gradient checks `make test` leaves out for its budget (ALONE_LEFT_OUT: ViT-H/14's) on the
 # three Keras backends, one after another, each with the setting that hands a dropped build's
-# memory back (measured on the 2-core AMD EPYC: 6.5 min, the largest process 11.4 GB).
+# memory back (measured on the 2-core AMD EPYC: 6.3-6.5 min, the largest process 11.4-12.4 GB).
 test-largest: $(STAMP)
 	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(BIN)/python -m pytest -m alone \
 		-k "$(ALONE_LEFT_OUT)"
