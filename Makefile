@@ -40,7 +40,7 @@ demo: $(STAMP)
 # passes under 5 GB, except at the start, where JAX's pass (5.1 GB at most in the lanes, since
 # tests/conftest.py drops JAX's compile caches after each module; 7.5 GB before) begins beside
 # JAX's heavy variants (11-15 min, EfficientNet B2-B7's checks among them; the machine's peak,
-# 12.6 GB, came 10 min in, in the last run of 2026-12-07; 15.0 GB before the caches were dropped):
+# 12.6-13.3 GB, came 10-12 min in, in the three runs since; 15.0 GB before the caches were dropped):
 #   lane 1: JAX's heavy variants (8.4 GB) but its largest gradient checks, beside JAX's pass;
 #           TensorFlow's pass but SUBPROCESS_FILES (4.0); TensorFlow's heavy variants (6.0);
 #           then JAX's largest gradient checks but ViT-L's (JAX_LARGE: 6.5), beside
@@ -57,7 +57,7 @@ LANE_THREADS := NNZOO_TEST_THREADS=1 OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 
 HEAVY := keras and slow and not alone
 # ViT-L and ViT-H's float64 gradient checks (`alone`: 304-632M parameters, 5.8-12.5 GB, 1-2.5 min
 # each): ViT-L/16's and ViT-L/32's on all three backends (ALONE_EVERY_BACKEND). For the test
-# budget, not ViT-H/14's (ViT-L's layer types, wider and deeper: 10.5-11.7 GB, about 6 min of lane
+# budget, not ViT-H/14's (ViT-L's layer types, wider and deeper: 10.5-12.4 GB, about 6 min of lane
 # time); it passes on all three backends (README, Training parity), by hand: `KERAS_BACKEND=...
 # pytest -m alone -k "test_gradient_parity and vit_h_14"`, or on all three: `make test-largest`.
 ALONE_EVERY_BACKEND := test_gradient_parity and (vit_l_16 or vit_l_32)
