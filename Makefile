@@ -57,9 +57,11 @@ LANE_THREADS := NNZOO_TEST_THREADS=1 OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 
 HEAVY := keras and slow and not alone
 # ViT-L and ViT-H's float64 gradient checks (`alone`: 304-632M parameters, 5.8-12.5 GB, 1-2.5 min
 # each): ViT-L/16's and ViT-L/32's on all three backends (ALONE_EVERY_BACKEND). For the test
-# budget, not ViT-H/14's (ViT-L's layer types, wider and deeper: 10.5-12.4 GB, about 6 min of lane
-# time); it passes on all three backends (README, Training parity), by hand: `KERAS_BACKEND=...
-# pytest -m alone -k "test_gradient_parity and vit_h_14"`, or on all three: `make test-largest`.
+# budget, not ViT-H/14's (ViT-L's layer types, wider and deeper: 10.5-13.1 GB, which no other
+# pass can run beside, and 6.0 min on both cores after the lanes: a clean-clone run so made took
+# 43.2 min here, 2026-12-07); it passes on all three backends (README, Training parity), by hand:
+# `KERAS_BACKEND=... pytest -m alone -k "test_gradient_parity and vit_h_14"`, or on all three:
+# `make test-largest`.
 ALONE_EVERY_BACKEND := test_gradient_parity and (vit_l_16 or vit_l_32)
 # The `alone` gradient checks `make test` leaves out (ViT-H/14's): the rest of them.
 ALONE_LEFT_OUT := test_gradient_parity and not ($(ALONE_EVERY_BACKEND))
@@ -76,9 +78,25 @@ TF_RETURNS_MEMORY := TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1
 # `nnzoo.xla`'s rewrite, the machine peaked at 14.2 GB with JAX's heavy pass beside JAX's.)
 JAX_RETURNS_MEMORY := MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TRIM_THRESHOLD_=4194304
 SUBPROCESS_FILES := tests/test_distributed.py tests/test_keras_backends.py
+# NumPy asks for transparent huge pages for every array of 4 MB or more (`madvise`), and on this
+# VM a fresh huge page costs 3.5-6 s per GB to fault in, against 0.5-1 s per GB in 4 kB pages
+# (measured: 4-11 GB of `np.ones` in fresh processes; the pages come back fast only when
+# reused within one process). Numpy's own switch turns it off for the lanes: side by side on one
+# thread, ResNet-152's, EfficientNet-B7's and Transformer-base's float64 gradient checks took
+# 48.5-50.6 s instead of 59.1-64.4 on Keras/TensorFlow, 95.8 instead of 114.3 on Keras/JAX and
+# 35.9 instead of 60.0 on Keras/PyTorch, and TensorFlow's `alone` pass 242 s instead of 252.
+# In the lanes (a clean-clone run, 2026-12-07) the passes of large arrays ran at their fastest
+# yet (TensorFlow's heavy variants 7.4 min against 7.7-8.5 in the three runs before, JAX's
+# largest gradient checks 1.9 against 2.1-2.4), but the light passes moved more from run to run
+# than that: the lanes ended 37.1 min in, against 35.2-37.4 for those three runs, whole.
+# ViT-H/14's check, which frees and takes again the same 10 GB all along, is faster with them
+# (LARGEST_PAGES; alternating, on Keras/TensorFlow, two threads: 152 and 121 s against 171 and 140).
+LANE_PAGES := NUMPY_MADVISE_HUGEPAGE=0
+LARGEST_PAGES := NUMPY_MADVISE_HUGEPAGE=1
 
 test: $(STAMP)
-	$(LANE_THREADS) $(MAKE) --no-print-directory --jobs=2 --output-sync=target test-lane-1 test-lane-2
+	$(LANE_THREADS) $(LANE_PAGES) $(MAKE) --no-print-directory --jobs=2 --output-sync=target \
+		test-lane-1 test-lane-2
 
 test-lane-1: $(STAMP)
 	@echo "== Keras on JAX: the heavy variants (slow) but the largest gradient checks =="
@@ -109,12 +127,14 @@ test-lane-2: $(STAMP)
 
 # The gradient checks `make test` leaves out for its budget (ALONE_LEFT_OUT: ViT-H/14's) on the
 # three Keras backends, one after another, each with the setting that hands a dropped build's
-# memory back (measured on the 2-core AMD EPYC: 6.3-6.5 min, the largest process 11.4-12.4 GB).
+# memory back (measured on the 2-core AMD EPYC: 6.0-6.5 min, the largest process 11.4-12.4 GB).
 test-largest: $(STAMP)
-	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(BIN)/python -m pytest -m alone \
+	@echo "== ViT-H/14's gradient checks, on TensorFlow, JAX and PyTorch in turn (ALONE_LEFT_OUT) =="
+	KERAS_BACKEND=tensorflow $(TF_RETURNS_MEMORY) $(LARGEST_PAGES) $(BIN)/python -m pytest \
+		-m alone -k "$(ALONE_LEFT_OUT)"
+	KERAS_BACKEND=jax $(JAX_RETURNS_MEMORY) $(LARGEST_PAGES) $(BIN)/python -m pytest -m alone \
 		-k "$(ALONE_LEFT_OUT)"
-	KERAS_BACKEND=jax $(JAX_RETURNS_MEMORY) $(BIN)/python -m pytest -m alone -k "$(ALONE_LEFT_OUT)"
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -m alone -k "$(ALONE_LEFT_OUT)"
+	KERAS_BACKEND=torch $(LARGEST_PAGES) $(BIN)/python -m pytest -m alone -k "$(ALONE_LEFT_OUT)"
 
 # One zoo CNN trained on scikit-learn's bundled digits in PyTorch and in Keras from the same
 # weights (float64: the curves agree within the parity bound): both test accuracies, and the two

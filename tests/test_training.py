@@ -56,24 +56,35 @@ def _registry() -> list:
     return params
 
 
+def _make(*args: str) -> str:
+    """What make prints for `args` in the repository, as if called from a shell (the parent
+    make's flags removed: under `make test` they would carry `--jobs` and `-n` into it)."""
+    import subprocess
+    from pathlib import Path
+
+    return subprocess.run(
+        ["make", "--no-print-directory", *args], cwd=Path(__file__).resolve().parents[1],
+        capture_output=True, text=True, check=True,
+        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")},
+    ).stdout
+
+
 @TF_ONLY
 def test_make_test_and_make_test_largest_split_the_alone_gradient_checks() -> None:
     """The Makefile's `-k` selections, read from make and matched as pytest matches them: each
     `alone` gradient check is in exactly one of ALONE_EVERY_BACKEND (`make test`) and
     ALONE_LEFT_OUT (`make test-largest`), the latter is ViT-H/14's alone, and it takes no other
-    `alone` test (the numeric checks of ViT-L/H stay in `make test`'s TensorFlow pass)."""
-    import subprocess
-    from pathlib import Path
-
+    `alone` test (the numeric checks of ViT-L/H stay in `make test`'s TensorFlow pass). What the
+    two targets run (`make -n`): `make test`'s lanes without NumPy's huge pages, `make
+    test-largest` the checks on all three backends with them (the Makefile's LANE_PAGES and
+    LARGEST_PAGES: each measured the faster there)."""
     from _pytest.mark import KeywordMatcher
     from _pytest.mark.expression import Expression
 
-    printed = subprocess.run(
-        ["make", "-s", "--no-print-directory", "--eval", "print-%: ; @:$(info $($*))",
-         "print-ALONE_EVERY_BACKEND", "print-ALONE_LEFT_OUT"],
-        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True,
-        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")})
-    every, left_out = (Expression.compile(line) for line in printed.stdout.splitlines())
+    printed = _make("-s", "--eval", "print-%: ; @:$(info $($*))",
+                    "print-ALONE_EVERY_BACKEND", "print-ALONE_LEFT_OUT")
+    every_text, left_out_text = printed.splitlines()
+    every, left_out = Expression.compile(every_text), Expression.compile(left_out_text)
 
     def selects(expression: Expression, test_id: str) -> bool:
         """`-k`'s match on an `alone` test: its node names and its markers' (`KeywordMatcher`)."""
@@ -90,6 +101,16 @@ def test_make_test_and_make_test_largest_split_the_alone_gradient_checks() -> No
         assert selects(every, gradients(name)) != selects(left_out, gradients(name)), name
         assert not selects(left_out, f"test_parity.py::test_numeric_parity[float64-{name}]")
     assert [name for name in alone if selects(left_out, gradients(name))] == ["vit_h_14"]
+
+    test = _make("-n", "test").replace("\\\n", " ").splitlines()
+    lanes = [c for c in test if "test-lane-1 test-lane-2" in c]
+    assert len(lanes) == 1 and "NUMPY_MADVISE_HUGEPAGE=0" in lanes[0], lanes
+    assert not [c for c in test if left_out_text in c]
+    largest = _make("-n", "test-largest").replace("\\\n", " ").splitlines()
+    largest = [c for c in largest if f'-k "{left_out_text}"' in c]
+    assert [c.split("KERAS_BACKEND=")[1].split()[0] for c in largest] == [
+        "tensorflow", "jax", "torch"], largest
+    assert all("NUMPY_MADVISE_HUGEPAGE=1" in c and "-m alone" in c for c in largest), largest
 
 
 @pytest.mark.parametrize("name", _registry())
