@@ -53,6 +53,45 @@ def test_ctrl_c_exits_130_with_one_line() -> None:
     assert err == "nnzoo: interrupted\n"
 
 
+#: A Ctrl-C that Python loses: the first check's interrupt lands in a garbage-collection callback,
+#: where Python prints and drops exceptions (as it did in JAX's, measured), so the check returns.
+LOST_INTERRUPT = """
+import gc, os, signal, sys
+import nnzoo.parity
+from nnzoo.cli import main
+
+real, calls = nnzoo.parity.check_parity, []
+
+def check(name, **kw):
+    calls.append(name)
+    if len(calls) == 1:
+        def callback(phase, info):
+            if phase == "start" and callback in gc.callbacks:
+                gc.callbacks.remove(callback)
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(10**6):  # the handler runs here, inside the callback
+                    pass
+        gc.callbacks.append(callback)
+        gc.collect()
+    return real(name, **kw)
+
+nnzoo.parity.check_parity = check
+status = main(["parity", "mlp_small", "mlp_small"])
+sys.exit(status)
+"""
+
+
+def test_ctrl_c_that_python_loses_still_stops_after_the_model() -> None:
+    """The handler also sets a flag that `nnzoo parity` reads after each model: it stops there,
+    with the same one line and status, not going on through the rest of the names."""
+    proc = subprocess.run([sys.executable, "-c", LOST_INTERRUPT], capture_output=True, text=True,
+                          cwd=ROOT, env=_env(), timeout=300,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert proc.stderr == "nnzoo: interrupted\n", proc.stderr[-2000:]
+    assert proc.stdout == ""  # the interrupted check's row is not printed
+
+
 def test_parity_all_under_a_memory_limit_fails_with_the_guards_error() -> None:
     """NNZOO_MAX_MEMORY=1M: a parity check of any model over ~170k parameters does not fit (the
     check is refused before anything is built, so no framework starts but PyTorch, to count)."""
