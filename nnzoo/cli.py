@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -511,10 +512,11 @@ def _on_ctrl_c(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _quiet_lost_interrupt(unraisable: Any) -> None:
-    """A KeyboardInterrupt Python could not raise (in a gc callback) is left to the flag."""
+def _quiet_lost_interrupt(hook: Any, unraisable: Any) -> None:
+    """A KeyboardInterrupt Python could not raise (in a gc callback) is left to the flag; the
+    rest go to the hook that was in place (the caller's, or Python's)."""
     if not isinstance(unraisable.exc_value, KeyboardInterrupt):
-        sys.__unraisablehook__(unraisable)
+        hook(unraisable)
 
 
 def _stop_if_interrupted() -> None:
@@ -535,7 +537,7 @@ def _catching_ctrl_c() -> Iterator[None]:
     _INTERRUPTED.clear()
     hook = sys.unraisablehook
     signal.signal(signal.SIGINT, _on_ctrl_c)
-    sys.unraisablehook = _quiet_lost_interrupt
+    sys.unraisablehook = functools.partial(_quiet_lost_interrupt, hook)
     try:
         yield
     finally:
