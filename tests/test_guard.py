@@ -4,6 +4,9 @@ override; what fits is not slowed down."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -139,3 +142,43 @@ def test_dropped_builds_are_collected_once_they_add_up(monkeypatch: pytest.Monke
     for _ in range(math.ceil(guard.COLLECT_ABOVE / per_pair)):
         guard.release(small)
     assert collected == [1, 1]
+
+
+HEAP_KEPT = r"""
+import numpy as np
+import nnzoo
+from nnzoo import guard
+
+guard.parameter_count = lambda spec, stop_at=None: (10**9, True)  # no meta build: no PyTorch
+trim = guard._trim_heap
+
+
+def resident() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+spec = nnzoo.get_spec("mlp_small")
+start = resident()
+block = np.ones(2**28 // 8)  # 256 MB, in the heap: freed, glibc keeps it for reuse
+del block
+guard._trim_heap = lambda: None
+guard.release(spec)
+kept = resident() - start
+guard._trim_heap = trim
+guard.release(spec)
+print(kept >> 20, (resident() - start) >> 20)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap and /proc: Linux")
+def test_a_release_hands_a_kept_heap_back() -> None:
+    """Where glibc keeps freed memory in its heap (as `make test-largest` has it: no mapping of
+    large blocks, no trimming), a release that collects also trims it, so the memory guard's
+    next reading (MemAvailable) sees what the dropped builds held."""
+    env = {**os.environ, "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40),
+           "NUMPY_MADVISE_HUGEPAGE": "0"}
+    out = subprocess.run([sys.executable, "-c", HEAP_KEPT], env=env, capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    kept, after = (int(v) for v in out.split())
+    assert kept >= 200 and after < 50, (kept, after)
