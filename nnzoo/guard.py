@@ -319,19 +319,26 @@ def release(spec: Spec, *, dtype: str = "float32", copies: float = 2.0) -> None:
     was dropped before) reaches `COLLECT_ABOVE`. Keras models hold reference cycles, so only a
     collection frees them; the large ViTs are gigabytes each."""
     counted = parameter_count(spec)
-    _dropped[0] += (counted[0] if counted else math.inf) * DTYPE_BYTES.get(dtype, 8) * copies
+    now = (counted[0] if counted else math.inf) * DTYPE_BYTES.get(dtype, 8) * copies
+    _dropped[0] += now
     if _dropped[0] >= COLLECT_ABOVE:
         gc.collect()
         _dropped[0] = 0.0
+    if now >= TRIM_ABOVE:
         _trim_heap()
+
+
+#: Bytes of weights dropped at once (ViT-L's and ViT-H's builds, in float64 also ResNeXt-101's)
+#: past which the C heap is trimmed too (`_trim_heap`). Not after every collection: memory handed
+#: back is faulted in afresh when taken again, which on this VM costs about a second per GB.
+TRIM_ABOVE = 2**30
 
 
 def _trim_heap() -> None:
     """Hand the C heap's free pages back to the system (glibc's `malloc_trim`), so that the next
-    check reads, in MemAvailable, what the dropped builds held. Under glibc's defaults arrays over
-    32 MB are mapped and unmapped one by one and there is little to trim; where a process keeps
-    freed memory in its heap for reuse (`MALLOC_MMAP_MAX_=0`, as `make test-largest` runs), this
-    is what lets the guard admit PyTorch's half of a gradient check after Keras's."""
+    check reads, in MemAvailable, what the dropped builds held. Where a process keeps freed memory
+    in its heap for reuse (`MALLOC_MMAP_MAX_=0`, as `make test-largest` runs), this is what lets
+    the guard admit PyTorch's half of a gradient check after Keras's."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes

@@ -129,19 +129,22 @@ def test_an_export_is_guarded_before_anything_is_written(tmp_path: Path) -> None
 
 def test_dropped_builds_are_collected_once_they_add_up(monkeypatch: pytest.MonkeyPatch) -> None:
     """A small dropped pair waits for Python's own collector; a large one, or small ones adding
-    up past COLLECT_ABOVE, is collected at once (a full collection costs ~1 s in a test session)."""
+    up past COLLECT_ABOVE, is collected at once (a full collection costs ~1 s in a test session).
+    Only a large one (TRIM_ABOVE) also trims the C heap: what is handed back is faulted in again."""
     collected: list[int] = []
+    trimmed: list[int] = []
     monkeypatch.setattr(guard.gc, "collect", lambda *a: collected.append(1) or 0)
+    monkeypatch.setattr(guard, "_trim_heap", lambda: trimmed.append(1))
     monkeypatch.setattr(guard, "_dropped", [0.0])
     small, large = nnzoo.get_spec("mlp_small"), nnzoo.get_spec("vit_b_16")  # ~0.1M, 86M weights
     guard.release(small)
-    assert collected == []
-    guard.release(large, dtype="float64")  # 2 x 86M x 8 bytes: past the threshold
-    assert collected == [1] and guard._dropped == [0.0]
+    assert collected == [] and trimmed == []
+    guard.release(large, dtype="float64")  # 2 x 86M x 8 bytes: past both thresholds
+    assert collected == [1] and guard._dropped == [0.0] and trimmed == [1]
     per_pair = guard.parameter_count(small)[0] * 4 * 2
     for _ in range(math.ceil(guard.COLLECT_ABOVE / per_pair)):
         guard.release(small)
-    assert collected == [1, 1]
+    assert collected == [1, 1] and trimmed == [1]  # small ones: collected, the heap left alone
 
 
 HEAP_KEPT = r"""
