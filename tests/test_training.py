@@ -45,9 +45,8 @@ def _registry() -> list:
     `alone`, which `make test` runs in passes of their own, as in test_parity. A check holds
     about two float64 copies of one build's weights at a time (`gradient_parity`): measured
     5.5 GB for ViT-L/16 and 11.7 GB for ViT-H/14 on TensorFlow. Of the `alone` ones `make test`
-    runs ViT-L/16's and ViT-L/32's on every backend in its lanes (the Makefile's
-    ALONE_EVERY_BACKEND), and ViT-H/14's after them, on both cores (`make test-largest`,
-    ALONE_AFTER_LANES): no other pass fits beside it."""
+    runs ViT-L/16's and ViT-L/32's on every backend (the Makefile's ALONE_EVERY_BACKEND), not
+    ViT-H/14's (the test budget): `make test-largest` does (ALONE_LEFT_OUT)."""
     params = []
     for name in nnzoo.list_models():
         if meta_count(name) > ALONE:
@@ -71,23 +70,22 @@ def _make(*args: str) -> str:
 
 
 @TF_ONLY
-def test_make_test_runs_every_alone_gradient_check_once_per_backend() -> None:
+def test_make_test_and_make_test_largest_split_the_alone_gradient_checks() -> None:
     """The Makefile's `-k` selections, read from make and matched as pytest matches them: each
-    `alone` gradient check is in exactly one of ALONE_EVERY_BACKEND (in `make test`'s lanes) and
-    ALONE_AFTER_LANES (`make test-largest`), the latter is ViT-H/14's alone, and it takes no
-    other `alone` test (the numeric checks of ViT-L/H stay in the lanes' TensorFlow pass). What
-    `make -n test` runs: the lanes without NumPy's huge pages, each lane's JAX passes with a
-    compilation cache of that lane's, emptied first, then `make test-largest`: ViT-H/14's checks
-    on all three backends, glibc keeping its heap on TensorFlow and PyTorch, NumPy's huge pages
-    on JAX (the Makefile's LANE_PAGES, jax_cache, LARGEST_HEAP and LARGEST_PAGES: each measured
-    the faster there)."""
+    `alone` gradient check is in exactly one of ALONE_EVERY_BACKEND (`make test`) and
+    ALONE_LEFT_OUT (`make test-largest`), the latter is ViT-H/14's alone, and it takes no other
+    `alone` test (the numeric checks of ViT-L/H stay in `make test`'s TensorFlow pass). What the
+    two targets run (`make -n`): `make test`'s lanes without NumPy's huge pages, `make
+    test-largest` the checks on all three backends, glibc keeping its heap on TensorFlow and
+    PyTorch and NumPy's huge pages on JAX (the Makefile's LANE_PAGES, LARGEST_HEAP and
+    LARGEST_PAGES: each measured the faster there)."""
     from _pytest.mark import KeywordMatcher
     from _pytest.mark.expression import Expression
 
     printed = _make("-s", "--eval", "print-%: ; @:$(info $($*))",
-                    "print-ALONE_EVERY_BACKEND", "print-ALONE_AFTER_LANES")
-    every_text, after_text = printed.splitlines()
-    every, after = Expression.compile(every_text), Expression.compile(after_text)
+                    "print-ALONE_EVERY_BACKEND", "print-ALONE_LEFT_OUT")
+    every_text, left_out_text = printed.splitlines()
+    every, left_out = Expression.compile(every_text), Expression.compile(left_out_text)
 
     def selects(expression: Expression, test_id: str) -> bool:
         """`-k`'s match on an `alone` test: its node names and its markers' (`KeywordMatcher`)."""
@@ -101,33 +99,22 @@ def test_make_test_runs_every_alone_gradient_check_once_per_backend() -> None:
              if not isinstance(p, str) and any(m.name == "alone" for m in p.marks)]
     assert set(alone) == {"vit_l_16", "vit_l_32", "vit_h_14"}, alone
     for name in alone:
-        assert selects(every, gradients(name)) != selects(after, gradients(name)), name
-        assert not selects(after, f"test_parity.py::test_numeric_parity[float64-{name}]")
-    assert [name for name in alone if selects(after, gradients(name))] == ["vit_h_14"]
+        assert selects(every, gradients(name)) != selects(left_out, gradients(name)), name
+        assert not selects(left_out, f"test_parity.py::test_numeric_parity[float64-{name}]")
+    assert [name for name in alone if selects(left_out, gradients(name))] == ["vit_h_14"]
 
     test = _make("-n", "test").replace("\\\n", " ").splitlines()
-    lanes = [i for i, c in enumerate(test) if "test-lane-1 test-lane-2" in c]
-    assert len(lanes) == 1, test
-    assert "NUMPY_MADVISE_HUGEPAGE=0" in test[lanes[0]], test[lanes[0]]
-    emptied = [i for i, c in enumerate(test) if c.startswith("rm -rf ") and c.endswith("/.cache/jax")]
-    assert emptied and emptied[0] < lanes[0], test
-    for lane in ("lane-1", "lane-2"):  # each lane's JAX passes share a cache; the lanes do not
-        jax = [c for c in _make("-n", f"test-{lane}").replace("\\\n", " ").splitlines()
-               if "KERAS_BACKEND=jax" in c]
-        assert len(jax) == 2 and all(f"JAX_COMPILATION_CACHE_DIR={test[emptied[0]][7:]}/{lane} "
-                                     in c for c in jax), jax
-    largest = [i for i, c in enumerate(test) if f'-k "{after_text}"' in c]
-    pytests = [i for i, c in enumerate(test) if "-m pytest" in c]
-    assert len(largest) == 3 and min(largest) > max(set(pytests) - set(largest)), test
-    largest_alone = [c for c in _make("-n", "test-largest").replace("\\\n", " ").splitlines()
-                     if f'-k "{after_text}"' in c]
-    assert [test[i] for i in largest] == largest_alone
-    assert [c.split("KERAS_BACKEND=")[1].split()[0] for c in largest_alone] == [
-        "tensorflow", "jax", "torch"], largest_alone
+    lanes = [c for c in test if "test-lane-1 test-lane-2" in c]
+    assert len(lanes) == 1 and "NUMPY_MADVISE_HUGEPAGE=0" in lanes[0], lanes
+    assert not [c for c in test if left_out_text in c]
+    largest = _make("-n", "test-largest").replace("\\\n", " ").splitlines()
+    largest = [c for c in largest if f'-k "{left_out_text}"' in c]
+    assert [c.split("KERAS_BACKEND=")[1].split()[0] for c in largest] == [
+        "tensorflow", "jax", "torch"], largest
     heap, pages = "MALLOC_MMAP_MAX_=0", "NUMPY_MADVISE_HUGEPAGE=1"
-    assert all("-m alone" in c for c in largest_alone), largest_alone
-    assert [(heap in c, pages in c) for c in largest_alone] == [(True, False), (False, True),
-                                                                (True, False)], largest_alone
+    assert all("-m alone" in c for c in largest), largest
+    assert [(heap in c, pages in c) for c in largest] == [(True, False), (False, True),
+                                                          (True, False)], largest
 
 
 @pytest.mark.parametrize("name", _registry())
