@@ -100,9 +100,10 @@ LARGEST_PAGES := NUMPY_MADVISE_HUGEPAGE=1
 # AMD EPYC: ViT-H/14's check alone, both cores, TensorFlow 102 s and 13.1 GB (one core with
 # glibc's defaults: 186 s, 71 s of it system time), PyTorch 89 s and 11.0 GB (LARGEST_HEAP; not
 # on JAX: eager JAX's buffers so kept took it to 15.7 GB); side by side, one thread, TensorFlow's
-# `alone` pass 245 s against 278 (system time 31 s against 62; peak 9.2 GB against 9.0), and
-# PyTorch's ViT-L gradient checks 114 s against 141; TensorFlow's heavy variants 459 against 466,
-# so not there.
+# `alone` pass 245 s against 278 (system time 31 s against 62; peak 9.2 GB against 9.0).
+# Not (yet) elsewhere: TensorFlow's heavy variants took 459 s against 466; PyTorch's ViT-L
+# gradient checks 114 s against 141 (peak 7.1 GB against 6.0), but they share a process with
+# PyTorch's whole pass, which was not measured so.
 KEEP_HEAP := MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1099511627776
 LARGEST_HEAP := NUMPY_MADVISE_HUGEPAGE=0 $(KEEP_HEAP)
 

@@ -177,8 +177,8 @@ print(kept >> 20, (resident() - start) >> 20)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap and /proc: Linux")
 def test_a_release_hands_a_kept_heap_back() -> None:
     """Where glibc keeps freed memory in its heap (as `make test-largest` has it: no mapping of
-    large blocks, no trimming), a release that collects also trims it, so the memory guard's
-    next reading (MemAvailable) sees what the dropped builds held."""
+    large blocks, no trimming), a release of TRIM_ABOVE or more also trims it, so the memory
+    guard's next reading (MemAvailable) sees what the dropped builds held."""
     env = {**os.environ, "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40),
            "NUMPY_MADVISE_HUGEPAGE": "0"}
     out = subprocess.run([sys.executable, "-c", HEAP_KEPT], env=env, capture_output=True,
