@@ -312,12 +312,17 @@ def weight_bytes(spec: Spec, dtype: str) -> float:
 #: own collector. So what waits for collection stays bounded, and small checks stay cheap.
 COLLECT_ABOVE = 512 * 2**20
 _dropped = [0.0]  # bytes of weights dropped since the last collection (a race only misestimates)
+#: Bytes of weights dropped at once (ViT-L's and ViT-H's builds, in float64 also ResNeXt-101's)
+#: past which the C heap is trimmed too (`_trim_heap`). Not after every collection: memory handed
+#: back is faulted in afresh when taken again, which on this VM costs about a second per GB.
+TRIM_ABOVE = 2**30
 
 
 def release(spec: Spec, *, dtype: str = "float32", copies: float = 2.0) -> None:
     """Say that `copies` builds of `spec` in `dtype` were just dropped; collect if that (and what
-    was dropped before) reaches `COLLECT_ABOVE`. Keras models hold reference cycles, so only a
-    collection frees them; the large ViTs are gigabytes each."""
+    was dropped before) reaches `COLLECT_ABOVE`, and trim the C heap if this drop alone reaches
+    `TRIM_ABOVE`. Keras models hold reference cycles, so only a collection frees them; the large
+    ViTs are gigabytes each."""
     counted = parameter_count(spec)
     now = (counted[0] if counted else math.inf) * DTYPE_BYTES.get(dtype, 8) * copies
     _dropped[0] += now
@@ -326,12 +331,6 @@ def release(spec: Spec, *, dtype: str = "float32", copies: float = 2.0) -> None:
         _dropped[0] = 0.0
     if now >= TRIM_ABOVE:
         _trim_heap()
-
-
-#: Bytes of weights dropped at once (ViT-L's and ViT-H's builds, in float64 also ResNeXt-101's)
-#: past which the C heap is trimmed too (`_trim_heap`). Not after every collection: memory handed
-#: back is faulted in afresh when taken again, which on this VM costs about a second per GB.
-TRIM_ABOVE = 2**30
 
 
 def _trim_heap() -> None:
