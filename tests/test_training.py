@@ -76,9 +76,9 @@ def test_make_test_and_make_test_largest_split_the_alone_gradient_checks() -> No
     ALONE_LEFT_OUT (`make test-largest`), the latter is ViT-H/14's alone, and it takes no other
     `alone` test (the numeric checks of ViT-L/H stay in `make test`'s TensorFlow pass). What the
     two targets run (`make -n`): `make test`'s lanes without NumPy's huge pages, `make
-    test-largest` the checks on all three backends, glibc keeping its heap on TensorFlow and
-    PyTorch and NumPy's huge pages on JAX (the Makefile's LANE_PAGES, LARGEST_HEAP and
-    LARGEST_PAGES: each measured the faster there)."""
+    test-largest` the checks on all three backends, NumPy's huge pages on TensorFlow and JAX
+    and glibc keeping its heap on PyTorch (the Makefile's LANE_PAGES, LARGEST_PAGES and
+    LARGEST_HEAP: on TensorFlow the kept heap was faster but peaked at up to 15.7 GB)."""
     from _pytest.mark import KeywordMatcher
     from _pytest.mark.expression import Expression
 
@@ -113,7 +113,7 @@ def test_make_test_and_make_test_largest_split_the_alone_gradient_checks() -> No
         "tensorflow", "jax", "torch"], largest
     heap, pages = "MALLOC_MMAP_MAX_=0", "NUMPY_MADVISE_HUGEPAGE=1"
     assert all("-m alone" in c for c in largest), largest
-    assert [(heap in c, pages in c) for c in largest] == [(True, False), (False, True),
+    assert [(heap in c, pages in c) for c in largest] == [(False, True), (False, True),
                                                           (True, False)], largest
 
 
